@@ -1,0 +1,3 @@
+from snoopd.cli import main
+
+main()
