@@ -18,6 +18,9 @@ from snoopd.core.messages import RecordType
 INCLUDE = FilterMode.INCLUDE
 EXCLUDE = FilterMode.EXCLUDE
 STOPPED = 0.0  # a source timer that is not running (RFC 3376 §6.2.1 "timer = 0")
+NO_SOURCES: frozenset[str] = frozenset()
+_NO_TIMERS: dict[str, float] = {}  # never written to: see PortGroup.sources
+ANY_SOURCE = (EXCLUDE, NO_SOURCES)  # the shared forwarding state of an any-source join
 
 
 class HostState(NamedTuple):
@@ -35,12 +38,14 @@ class PortGroup:
     group: str
     mode: FilterMode = INCLUDE
     group_timer_at: float = 0.0  # EXCLUDE mode only (RFC 3376 §6.2.2)
-    sources: dict[str, float] = field(default_factory=dict)  # source -> timer deadline or STOPPED
+    # source -> timer deadline or STOPPED. Starts as the shared empty dict (most
+    # memberships are any-source joins); only _set() adds keys, and it copies first.
+    sources: dict[str, float] = field(default_factory=lambda: _NO_TIMERS)
     hosts: dict[str, HostState] = field(default_factory=dict)
     v1_host_at: float = 0.0  # RFC 3376 §7.3.2 older-host-present timers
     v2_host_at: float = 0.0
     static_any: bool = False  # static (*,G): every source, never aged
-    static_sources: set[str] = field(default_factory=set)  # static (S,G)
+    static_sources: frozenset[str] = NO_SOURCES  # static (S,G)
     installed: tuple[FilterMode, frozenset[str]] | None = None  # what the data plane has
 
     @property
@@ -66,19 +71,18 @@ class PortGroup:
     def forwarding(self) -> tuple[FilterMode, frozenset[str]] | None:
         """What the data plane must do for this port: RFC 3376 §6.3 and §4.7 of the
         reference, with static entries merged in (union of wishes). None: nothing."""
+        learned: tuple[FilterMode, frozenset[str]] | None
         if self.mode is EXCLUDE:
-            learned: tuple[FilterMode, frozenset[str]] | None = (
-                EXCLUDE,
-                frozenset(s for s, t in self.sources.items() if t == STOPPED) if self.sources else frozenset(),
-            )
+            blocked = [s for s, t in self.sources.items() if t == STOPPED] if self.sources else None
+            learned = (EXCLUDE, frozenset(blocked)) if blocked else ANY_SOURCE
         elif self.sources:
             learned = (INCLUDE, frozenset(self.sources))
         else:
             learned = None
         if self.static_any:
-            return (EXCLUDE, frozenset())
+            return ANY_SOURCE
         if self.static_sources:
-            static = frozenset(self.static_sources)
+            static = self.static_sources
             if learned is None:
                 return (INCLUDE, static)
             if learned[0] is INCLUDE:
@@ -113,10 +117,12 @@ class QueryRequest(NamedTuple):
     sources: frozenset[str]
 
 
-NO_QUERY = QueryRequest(False, frozenset())
+NO_QUERY = QueryRequest(False, NO_SOURCES)
 
 
 def _set(pg: PortGroup, sources: Iterable[str], at: float) -> None:
+    if pg.sources is _NO_TIMERS:
+        pg.sources = {}
     for s in sources:
         pg.sources[s] = at
 

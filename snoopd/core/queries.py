@@ -67,7 +67,7 @@ class QueryScheduler:
             return
         timers = snooper.settings.timers
         lmqt_at = now + timers.last_member_query_time
-        pgs = [pg for port in pending.ports if (pg := snooper._table.get((port, group))) is not None]
+        pgs = [pg for port in pending.ports if (pg := snooper.port_group(port, group)) is not None]
         if pending.group_left > 0:
             # §6.6.3.1: S set when the group timer is above LMQT (a report refreshed it).
             refreshed = bool(pgs) and all(pg.mode is EXCLUDE and pg.group_timer_at > lmqt_at for pg in pgs)

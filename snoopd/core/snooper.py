@@ -7,6 +7,7 @@ come out. No sockets, no clock, no I/O (see the architecture guide).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from snoopd.core.actions import (
@@ -20,8 +21,10 @@ from snoopd.core.actions import (
 )
 from snoopd.core.membership import (
     EXCLUDE,
+    NO_SOURCES,
     STOPPED,
     TRANSITIONS,
+    HostState,
     PortGroup,
     compat_record,
     host_after,
@@ -33,10 +36,13 @@ from snoopd.core.settings import CoreSettings, PortSettings, QuerierMode, Router
 from snoopd.core.snapshot import EntryView, PortView, QuerierView, Snapshot, SourceView
 from snoopd.core.timers import DeadlineQueue
 
-TimerKey = tuple[str, ...]
+TimerKey = PortGroup | tuple[str, ...]  # a (port, group) wakes up by its own object
 _QUERIER_KEY: TimerKey = ("querier",)
 _TO_IN = RecordType.CHANGE_TO_INCLUDE_MODE
+_TO_EX = RecordType.CHANGE_TO_EXCLUDE_MODE
 _IS_EX = RecordType.MODE_IS_EXCLUDE
+_BLOCK = RecordType.BLOCK_OLD_SOURCES
+_REPORT_COUNTER = {1: "rx.report.v1", 2: "rx.report.v2", 3: "rx.report.v3"}
 
 
 def is_link_local(group: str) -> bool:
@@ -63,8 +69,9 @@ class Snooper:
         self._timers: DeadlineQueue[TimerKey] = DeadlineQueue()
         self._actions: list[Action] = []
         self._ports: dict[str, PortState] = {}
-        self._table: dict[tuple[str, str], PortGroup] = {}
-        self._group_ports: dict[str, set[str]] = {}
+        self._groups: dict[str, dict[str, PortGroup]] = {}  # group -> port -> state
+        self._memberships = 0
+        self._router_ports: tuple[str, ...] | None = None  # cache, reset on any port change
         self._routers: dict[str, float] = {}  # router-presence source -> expiry
         self._learned_gmi = 0.0  # from the elected querier's QRV/QQIC (RFC 3376 §4.1.6-7)
         q = QuerierState(mode=settings.querier_mode, our_address=settings.querier_address or our_address or ANY)
@@ -99,6 +106,7 @@ class Snooper:
     def port_changed(self, port: str, now: float, *, up: bool, present: bool = True) -> None:
         """A bridge port appeared, went up or down, or was removed."""
         self._now = now
+        self._router_ports = None
         state = self._ports.get(port)
         if not present:
             if state is None:
@@ -158,8 +166,8 @@ class Snooper:
                 state.override = None  # the config changed this port: it wins
             self._update_router(state, now)
         if old.static != settings.static:
-            for pg in list(self._table.values()):
-                pg.static_any, pg.static_sources = False, set()
+            for pg in list(self._all()):
+                pg.static_any, pg.static_sources = False, NO_SOURCES
                 self._sync(pg)
             for name, state in self._ports.items():
                 if state.up:
@@ -182,12 +190,11 @@ class Snooper:
         """Run every timer that is due. O(1) when nothing is due."""
         self._now = now
         for key in self._timers.pop_due(now):
+            if isinstance(key, PortGroup):
+                self._expire(key, now)
+                continue
             kind = key[0]
-            if kind == "pg":
-                pg = self._table.get((key[1], key[2]))
-                if pg is not None:
-                    self._expire(pg, now)
-            elif kind == "router":
+            if kind == "router":
                 state = self._ports.get(key[1])
                 if state is not None:
                     self._update_router(state, now)
@@ -211,51 +218,76 @@ class Snooper:
             return state.override
         return self.settings.port(port)
 
-    def router_ports(self) -> list[str]:
-        return [name for name, s in self._ports.items() if s.is_router and s.up]
+    def port_group(self, port: str, group: str) -> PortGroup | None:
+        ports = self._groups.get(group)
+        return ports.get(port) if ports is not None else None
+
+    def _all(self) -> Iterator[PortGroup]:
+        for ports in self._groups.values():
+            yield from ports.values()
+
+    def router_ports(self) -> tuple[str, ...]:
+        cached = self._router_ports
+        if cached is None:
+            cached = self._router_ports = tuple(name for name, s in self._ports.items() if s.is_router and s.up)
+        return cached
 
     def is_querier(self) -> bool:
         return self._querier.role is Role.QUERIER
 
     @property
     def group_count(self) -> int:
-        return len(self._group_ports)
+        return len(self._groups)
 
     @property
     def membership_count(self) -> int:
-        return len(self._table)
+        return self._memberships
 
     # ---------------------------------------------------------------- messages
 
     def _on_report(self, report: Report, port: str, now: float) -> None:
         version = report.version
-        self.counters[f"rx.report.v{version}"] += 1
+        self.counters[_REPORT_COUNTER.get(version, "rx.report.other")] += 1
         host = report.source
+        refreshed_at = now + max(self.settings.timers.membership_interval, self._learned_gmi)
+        older_host_at = now + self.settings.timers.older_host_present_interval
+        groups = self._groups
         for record in report.records:
             group = record.group
-            if is_link_local(group):
+            if group.startswith("224.0.0."):  # is_link_local(), inlined on the hot path
                 self.counters["report.link_local_ignored"] += 1
                 continue
-            pg = self._table.get((port, group))
+            ports = groups.get(group)
+            pg = ports.get(port) if ports is not None else None
+            rtype = record.record_type
             if pg is None:
-                if record.record_type in (RecordType.BLOCK_OLD_SOURCES, _TO_IN) and not record.sources:
+                if (rtype is _BLOCK or rtype is _TO_IN) and not record.sources:
                     continue  # leaving a group we do not have: nothing to do
                 pg = self._create(port, group)
                 if pg is None:
                     continue
             if version == 1:
-                pg.v1_host_at = now + self.settings.timers.older_host_present_interval
+                pg.v1_host_at = older_host_at
             elif version == 2:
-                pg.v2_host_at = now + self.settings.timers.older_host_present_interval
-            self._apply_record(pg, record.record_type, frozenset(record.sources), host, version, now)
+                pg.v2_host_at = older_host_at
+            if (rtype is _IS_EX or rtype is _TO_EX) and not record.sources and pg.mode is EXCLUDE and not pg.sources:
+                # Fast path, the common refresh of an any-source join: RFC 3376 §6.4.1
+                # EXCLUDE({},{}) + IS_EX({}) and §6.4.2 + TO_EX({}) only set GT=GMI (the
+                # same in every compatibility mode). Nothing the data plane sees changes,
+                # and the wake-up already queued is earlier, so no _sync is needed.
+                pg.group_timer_at = refreshed_at
+                pg.hosts[host] = HostState(EXCLUDE, NO_SOURCES, version, now)
+                continue
+            sources = frozenset(record.sources) if record.sources else NO_SOURCES
+            self._apply_record(pg, record.record_type, sources, host, version, now)
 
     def _on_leave(self, leave: Leave, port: str, now: float) -> None:
         self.counters["rx.leave.v2"] += 1
-        pg = self._table.get((port, leave.group))
+        pg = self.port_group(port, leave.group)
         if pg is None:
             return
         # RFC 3376 §7.3.2: a v2 Leave is TO_IN({}); ignored in IGMPv1 compatibility mode.
-        self._apply_record(pg, _TO_IN, frozenset(), leave.source, 2, now)
+        self._apply_record(pg, _TO_IN, NO_SOURCES, leave.source, 2, now)
 
     def _apply_record(self, pg: PortGroup, rtype: RecordType, sources: frozenset[str], host: str,
                       version: int, now: float) -> None:
@@ -317,8 +349,7 @@ class Snooper:
             self._lower_on_query(query, now + timers.last_member_query_count * query.max_response_time)
 
     def _lower_on_query(self, query: Query, at: float) -> None:
-        for port in self._group_ports.get(query.group, ()):
-            pg = self._table[(port, query.group)]
+        for pg in self._groups.get(query.group, {}).values():
             if query.sources:
                 for s in query.sources:
                     t = pg.sources.get(s)
@@ -359,16 +390,16 @@ class Snooper:
     # ------------------------------------------------------------ table upkeep
 
     def _create(self, port: str, group: str) -> PortGroup | None:
-        ports = self._group_ports.get(group)
+        ports = self._groups.get(group)
         if ports is None:
-            if len(self._group_ports) >= self.settings.max_groups:
+            if len(self._groups) >= self.settings.max_groups:
                 self.counters["groups.refused_limit"] += 1
                 if self.counters["groups.refused_limit"] == 1:
                     self._emit(Notice("groups.limit_reached", (("max_groups", str(self.settings.max_groups)),)))
                 return None
-            ports = self._group_ports[group] = set()
-        ports.add(port)
-        pg = self._table[(port, group)] = PortGroup(port, group)
+            ports = self._groups[group] = {}
+        pg = ports[port] = PortGroup(port, group)
+        self._memberships += 1
         return pg
 
     def _clear_learned(self, pg: PortGroup) -> None:
@@ -385,7 +416,7 @@ class Snooper:
     def _schedule_pg(self, pg: PortGroup) -> None:
         at = pg.next_wakeup()
         if at is not None:
-            self._timers.schedule(("pg", pg.port, pg.group), at)
+            self._timers.schedule(pg, at)
 
     def _sync(self, pg: PortGroup) -> None:
         """Tell the data plane what changed, delete empty state, re-arm the timer."""
@@ -400,34 +431,34 @@ class Snooper:
                 self._emit(InstallGroup(pg.port, pg.group, state[0], state[1]))
             pg.installed = state
         if state is None and not pg.learned:
-            del self._table[(pg.port, pg.group)]
-            self._timers.cancel(("pg", pg.port, pg.group))
-            ports = self._group_ports[pg.group]
-            ports.discard(pg.port)
+            ports = self._groups[pg.group]
+            del ports[pg.port]
+            self._memberships -= 1
+            self._timers.cancel(pg)
             if not ports:
-                del self._group_ports[pg.group]
+                del self._groups[pg.group]
                 self._queries.forget(pg.group)
             return
         self._schedule_pg(pg)
 
     def _drop_port_groups(self, port: str, keep_static: bool) -> None:
-        for pg in [pg for (p, _), pg in self._table.items() if p == port]:
+        for pg in [pg for pg in self._all() if pg.port == port]:
             self._clear_learned(pg)
             if not keep_static:
-                pg.static_any, pg.static_sources = False, set()
+                pg.static_any, pg.static_sources = False, NO_SOURCES
             self._sync(pg)
 
     def _apply_static(self, port: str) -> None:
         for static in self.settings.static:
             if static.port != port:
                 continue
-            pg = self._table.get((port, static.group)) or self._create(port, static.group)
+            pg = self.port_group(port, static.group) or self._create(port, static.group)
             if pg is None:
                 continue
             if static.source is None:
                 pg.static_any = True
             else:
-                pg.static_sources.add(static.source)
+                pg.static_sources = pg.static_sources | {static.source}
             self._sync(pg)
 
     # ------------------------------------------------------------ router ports
@@ -450,6 +481,7 @@ class Snooper:
     def _set_router(self, state: PortState, is_router: bool) -> None:
         if is_router != state.is_router:
             state.is_router = is_router
+            self._router_ports = None
             self._emit(SetRouterPort(state.name, is_router))
             self._emit(Notice("router_port.added" if is_router else "router_port.removed",
                               (("port", state.name),)))
@@ -471,7 +503,7 @@ class Snooper:
         """Everything the CLI shows. O(table); no copies of the live state escape."""
         now = self._now if now is None else now
         entries = []
-        for pg in self._table.values():
+        for pg in self._all():
             state = pg.forwarding()
             if state is None:
                 continue
@@ -485,7 +517,7 @@ class Snooper:
                 pg.group_timer_at if exclude and learned else None, pg.compat(now),
                 "learned" if learned else "static",
             ))
-        groups_per_port = Counter(p for p, _ in self._table)
+        groups_per_port = Counter(pg.port for pg in self._all())
         ports = tuple(
             PortView(name, s.up, self.port_settings(name).router.value, s.is_router,
                      s.router_learned_at if s.router_learned_at > now else None,
