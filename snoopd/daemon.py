@@ -1,0 +1,328 @@
+"""The daemon: one asyncio loop that wires capture, codec, core and data plane.
+
+After every call into the core it carries out ``take_actions()`` and re-arms the
+one timer at ``core.next_deadline()``. The core's clock is ``loop.time()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections import Counter
+from typing import Any, Protocol
+
+from snoopd import __version__
+from snoopd.adapters.capture import PacketCapture
+from snoopd.adapters.links import LinkWatcher
+from snoopd.config import Config, ConfigError, load_config
+from snoopd.core.actions import Action
+from snoopd.core.messages import Malformed, Message, Query, Report
+from snoopd.core.snooper import Snooper
+from snoopd.wire import decode
+
+log = logging.getLogger(__name__)
+
+
+class DataPlane(Protocol):
+    ports: dict[str, int]
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def add_port(self, name: str, ifindex: int) -> None: ...
+    def remove_port(self, name: str, still_exists: bool) -> None: ...
+    def apply(self, actions: list[Action]) -> None: ...
+
+
+class StartupError(Exception):
+    """A clear, expected reason not to start (exit code 1)."""
+
+
+def make_plane(config: Config, counters: Counter[str]) -> DataPlane:
+    from snoopd.core.settings import QuerierMode
+
+    take_over = config.core.querier_mode is not QuerierMode.OFF
+    if config.mode.value == "software":
+        from snoopd.software_plane import SoftwarePlane
+
+        return SoftwarePlane(config.bridge or "", max_groups=config.max_groups, counters=counters)
+    from snoopd.kernel_plane import KernelPlane
+
+    return KernelPlane(config.bridge or "", max_groups=config.max_groups, take_over_querier=take_over,
+                       counters=counters)
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: str | None = None,
+                 overrides: dict[str, object] | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.overrides = overrides or {}
+        self.bridge = config.bridge or ""
+        self.counters: Counter[str] = Counter()
+        self.exit_code = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stopping: asyncio.Event | None = None
+        self._flush_scheduled = False
+        self.snooper: Snooper | None = None
+        self.plane: DataPlane | None = None
+        self.capture: PacketCapture | None = None
+        self.links: LinkWatcher | None = None
+        self.control: Any = None
+
+    # ------------------------------------------------------------- lifecycle
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    async def run(self) -> int:
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        try:
+            self._start(loop)
+        except StartupError as exc:
+            log.error("%s", exc)
+            self._shutdown()
+            return 1
+        except Exception:
+            self._shutdown()
+            raise
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        log.info("ready bridge=%s mode=%s version=%s", self.bridge, self.config.mode.value, __version__)
+        notify_systemd("READY=1")
+        await self._stopping.wait()
+        log.info("stopping bridge=%s", self.bridge)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        self._shutdown()
+        log.info("stopped bridge=%s", self.bridge)
+        return self.exit_code
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        from snoopd.adapters.bridge import BridgeError
+        from snoopd.control import ControlServer
+
+        if os.geteuid() != 0:
+            raise StartupError("snoopd needs root (CAP_NET_ADMIN and CAP_NET_RAW) to run")
+        self.control = ControlServer(self.config.socket_path, self)
+        self.control.claim()  # refuses if another daemon serves this socket
+        try:
+            self.plane = make_plane(self.config, self.counters)
+            self.plane.start()
+        except BridgeError as exc:
+            raise StartupError(f"bridge {self.bridge}: {exc}") from exc
+        self.snooper = Snooper(self.config.core, self.now())
+        self.capture = PacketCapture(self._on_frame)
+        self.links = LinkWatcher(self.bridge, self._on_port, self._on_address, self._on_bridge_gone)
+        try:
+            self.links.start(loop)
+        except LookupError as exc:
+            raise StartupError(f"bridge {self.bridge}: {exc}") from exc
+        self._after_core()
+        self.control.start(loop)
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def _shutdown(self) -> None:
+        for closer in (self._close_timer, self._close_links, self._close_capture, self._close_plane,
+                       self._close_control):
+            try:
+                closer()
+            except Exception:
+                log.exception("shutdown step %s failed", closer.__name__)
+
+    def _close_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _close_links(self) -> None:
+        if self.links is not None:
+            self.links.close()
+
+    def _close_capture(self) -> None:
+        if self.capture is not None:
+            self.capture.close()
+
+    def _close_plane(self) -> None:
+        if self.plane is not None:
+            self.plane.stop()
+            self.plane = None
+
+    def _close_control(self) -> None:
+        if self.control is not None:
+            self.control.close()
+
+    def reload(self) -> None:
+        """SIGHUP: apply a changed config without losing learned state."""
+        if self.config_path is None:
+            log.warning("reload.skipped reason=no config file")
+            return
+        try:
+            new = load_config(self.config_path, self.overrides)
+        except ConfigError as exc:
+            self.counters["config.reload_failed"] += 1
+            log.error("reload.failed %s (keeping the running config)", str(exc).replace("\n", "; "))
+            return
+        changed = self.config.diff(new)
+        if new.bridge != self.config.bridge or new.mode != self.config.mode:
+            log.error("reload.failed bridge and mode need a restart (keeping the running config)")
+            return
+        self.config = new
+        assert self.snooper is not None
+        self.snooper.reconfigure(new.core, self.now())
+        self._after_core()
+        log.info("reloaded changed=%s", ",".join(changed) or "-")
+
+    # ---------------------------------------------------------------- events
+
+    def _on_frame(self, port: str, frame: bytes, vlan: int | None) -> None:
+        """One captured frame: the boundary that keeps one bad frame from the rest."""
+        try:
+            message = decode(frame, require_router_alert=self.config.require_router_alert)
+            if type(message) is Malformed:
+                self.counters[f"malformed.{message.reason.value}"] += 1
+                log.debug("malformed port=%s reason=%s %s", port, message.reason.value, message.detail)
+                return
+            assert not isinstance(message, Malformed)
+            self._count_ip_anomalies(message)
+            assert self.snooper is not None
+            self.snooper.receive(message, port, self.now(), frame)
+            self._schedule_flush()
+        except Exception:
+            self.counters["errors.frame"] += 1
+            log.exception("frame.error port=%s frame=%s", port, frame[:64].hex())
+
+    def _count_ip_anomalies(self, message: Message) -> None:
+        if type(message) is Report or type(message) is Query:
+            if message.ttl != 1:  # type: ignore[union-attr]
+                self.counters["rx.ttl_not_1"] += 1
+            if not message.router_alert:  # type: ignore[union-attr]
+                self.counters["rx.no_router_alert"] += 1
+
+    def _on_port(self, name: str, ifindex: int, up: bool, present: bool) -> None:
+        assert self.plane is not None and self.capture is not None and self.snooper is not None
+        assert self._loop is not None
+        try:
+            if present:
+                if name not in self.plane.ports:
+                    self.plane.add_port(name, ifindex)
+                    self.capture.add_port(name, ifindex, self._loop)
+                self.snooper.port_changed(name, self.now(), up=up)
+            else:
+                self.snooper.port_changed(name, self.now(), up=False, present=False)
+                self._after_core()  # remove its entries while the plane still knows it
+                self.capture.remove_port(name)
+                self.plane.remove_port(name, still_exists=_link_exists(ifindex))
+            self._after_core()
+        except Exception:
+            self.counters["errors.port_event"] += 1
+            log.exception("port.error port=%s", name)
+
+    def _on_address(self, addresses: list[str]) -> None:
+        assert self.snooper is not None
+        address = addresses[0] if addresses else None
+        if address is None and self.config.core.querier_address is None:
+            log.warning("querier.no_address bridge=%s: queries go out from 0.0.0.0, which some hosts ignore",
+                        self.bridge)
+        self.snooper.address_changed(address, self.now())
+        self._after_core()
+
+    def _on_bridge_gone(self) -> None:
+        log.error("bridge.gone bridge=%s: the bridge was deleted; stopping", self.bridge)
+        self.exit_code = 1
+        self.stop()
+
+    # ------------------------------------------------------------- core glue
+
+    def _schedule_flush(self) -> None:
+        """Carry out actions once per loop iteration (batches the MDB writes of a
+        burst of frames into one netlink send)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._after_core)
+
+    def _after_core(self) -> None:
+        self._flush_scheduled = False
+        snooper, plane = self.snooper, self.plane
+        if snooper is None or plane is None:
+            return
+        actions = snooper.take_actions()
+        if actions:
+            try:
+                plane.apply(actions)
+            except Exception:
+                self.counters["errors.dataplane"] += 1
+                log.exception("dataplane.error")
+        self._arm(snooper.next_deadline())
+
+    def _arm(self, deadline: float | None) -> None:
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            assert self._loop is not None
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        assert self.snooper is not None
+        try:
+            self.snooper.handle_timers(self.now())
+        except Exception:
+            self.counters["errors.timer"] += 1
+            log.exception("timer.error")
+        self._after_core()
+
+    # --------------------------------------------------------------- queries
+
+    def ifindexes(self) -> dict[str, int]:
+        return dict(self.plane.ports) if self.plane is not None else {}
+
+    def stats(self) -> dict[str, Any]:
+        assert self.snooper is not None
+        counters: Counter[str] = Counter(self.snooper.counters)
+        counters.update(self.counters)
+        capture: dict[str, Any] = {}
+        if self.capture is not None:
+            counters["capture.packets"] = self.capture.total_packets
+            counters["capture.drops"] = self.capture.total_drops
+            capture = {name: {"packets": p, "drops": d} for name, (p, d) in self.capture.stats().items()}
+        return {"counters": dict(sorted(counters.items())), "capture": capture,
+                "gauges": {"groups": self.snooper.group_count, "memberships": self.snooper.membership_count}}
+
+
+def _link_exists(ifindex: int) -> bool:
+    try:
+        socket.if_indextoname(ifindex)
+        return True
+    except OSError:
+        return False
+
+
+def notify_systemd(state: str) -> None:
+    """sd_notify without a dependency: one datagram to $NOTIFY_SOCKET."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(path)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.warning("systemd.notify_failed error=%s", exc)

@@ -1,0 +1,215 @@
+"""Kernel mode: carry out the core's actions on a Linux bridge.
+
+The core decides; this module only applies: MDB entries over netlink, router
+ports through IFLA_BRPORT_MULTICAST_ROUTER, report/leave forwarding to router
+ports (the ingress filter keeps them from the bridge), and our queries sent out
+of the bridge device. Everything it changes on the bridge is recorded and put
+back by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from functools import partial
+
+from snoopd.adapters.bridge import BridgeControl, BridgeError, MulticastRouter
+from snoopd.adapters.ingress import IngressFilter
+from snoopd.adapters.mdb import MdbOp, NetlinkMdb
+from snoopd.adapters.sender import FrameSender
+from snoopd.core.actions import (
+    Action,
+    ForwardControl,
+    InstallGroup,
+    Notice,
+    RemoveGroup,
+    SendQuery,
+    SetRouterPort,
+)
+from snoopd.wire import encode_query
+
+log = logging.getLogger(__name__)
+
+
+def bridge_settings_for(max_groups: int, take_over_querier: bool) -> dict[str, float]:
+    """Bridge options kernel mode needs (see the architecture guide's facts)."""
+    wanted: dict[str, float] = {
+        "mcast_snooping": 1,
+        "mcast_igmp_version": 3,  # or the kernel ignores (S,G) entries
+        # The kernel turns snooping off for the whole bridge when its table reaches
+        # mcast_hash_max; snoopd keeps its own, lower limit (max_groups counts groups,
+        # and each group can add (S,G) entries), so the kernel's is never reached.
+        "mcast_hash_max": max(8 * max_groups, 4096),
+    }
+    if take_over_querier:
+        wanted["mcast_querier"] = 0  # snoopd is the fallback querier now
+    return wanted
+
+
+class KernelPlane:
+    """The kernel bridge as snoopd's data plane."""
+
+    def __init__(self, bridge: str, *, max_groups: int, take_over_querier: bool,
+                 counters: Counter[str]) -> None:
+        self.bridge = bridge
+        self.counters = counters
+        self._max_groups = max_groups
+        self._take_over_querier = take_over_querier
+        self.control = BridgeControl(bridge)  # raises BridgeGone / NotABridge
+        self.mdb = NetlinkMdb(bridge)
+        self.ingress = IngressFilter()
+        self.sender = FrameSender()
+        self.ifindex = self.control.ifindex
+        self.mac = self._bridge_mac()
+        self.ports: dict[str, int] = {}  # name -> ifindex
+        self._saved_bridge: dict[str, float] = {}
+        self._saved_ports: dict[str, dict[str, int]] = {}
+        self._pending: list[MdbOp] = []
+
+    def _bridge_mac(self) -> bytes:
+        [link] = self.control.ipr.get_links(self.ifindex)
+        mac = link.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
+        return bytes.fromhex(mac.replace(":", ""))
+
+    # ----------------------------------------------------------- start / stop
+
+    def start(self) -> None:
+        """Take the bridge over: options, no stale entries or filters of ours."""
+        stale = self.mdb.own_entries()
+        if stale:
+            log.info("mdb.stale_removed bridge=%s entries=%d", self.bridge, len(stale))
+            self.mdb.flush_own()
+        cleaned = self.ingress.remove_stale()
+        if cleaned:
+            log.info("ingress.stale_removed bridge=%s ports=%d", self.bridge, len(cleaned))
+        self._saved_bridge = self.control.ensure(bridge_settings_for(self._max_groups, self._take_over_querier))
+
+    def stop(self) -> None:
+        """Put the bridge back as it was. Each step runs even if an earlier one failed."""
+        steps: list[tuple[str, Callable[[], object]]] = [("mdb", self.mdb.flush_own)]
+        steps += [(f"ingress {name}", partial(self.ingress.remove, i)) for name, i in self.ports.items()]
+        steps += [(f"port {name}", partial(self._restore_port, name)) for name in list(self._saved_ports)]
+        steps.append(("bridge options", lambda: self.control.restore(self._saved_bridge)))
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep going: leave as little behind as possible
+                log.error("stop.failed step=%r error=%s", what, exc)
+        for closer in (self.mdb.close, self.ingress.close, self.sender.close, self.control.close):
+            with contextlib.suppress(Exception):
+                closer()
+
+    # ------------------------------------------------------------------ ports
+
+    def add_port(self, name: str, ifindex: int) -> None:
+        """A port joined the bridge: filter its reports, and take its router flag."""
+        self.ports[name] = ifindex
+        try:
+            self.ingress.install(ifindex)
+            # snoopd decides router ports; the kernel must not learn them itself.
+            saved = self.control.set_port(ifindex, multicast_router=MulticastRouter.DISABLED)
+            self._saved_ports.setdefault(name, saved)
+        except (BridgeError, OSError) as exc:
+            self.counters["port.setup_failed"] += 1
+            log.error("port.setup_failed port=%s error=%s", name, exc)
+
+    def remove_port(self, name: str, still_exists: bool) -> None:
+        ifindex = self.ports.pop(name, None)
+        if ifindex is None:
+            return
+        if still_exists:  # it left the bridge but lives on: take our filter away
+            try:
+                self.ingress.remove(ifindex)
+            except Exception as exc:
+                log.warning("ingress.remove_failed port=%s error=%s", name, exc)
+        self._saved_ports.pop(name, None)
+
+    def _restore_port(self, name: str) -> None:
+        saved = self._saved_ports.pop(name, None)
+        if saved:
+            self.control.restore_port(name, saved)
+
+    def snooping_enabled(self) -> bool:
+        return self.control.snooping_enabled()
+
+    def ensure_snooping(self) -> None:
+        """The kernel turned snooping off (its hash limit, or an admin): turn it on."""
+        self.control.ensure({"mcast_snooping": 1})
+
+    # ---------------------------------------------------------------- actions
+
+    def apply(self, actions: Iterable[Action]) -> None:
+        """Carry out actions in order; MDB changes are batched into one send."""
+        for action in actions:
+            kind = type(action)
+            if kind is InstallGroup:
+                assert isinstance(action, InstallGroup)
+                ifindex = self.ports.get(action.port)
+                if ifindex is not None:
+                    self._pending.append(MdbOp.install(ifindex, action.group, action.mode, action.sources))
+            elif kind is RemoveGroup:
+                assert isinstance(action, RemoveGroup)
+                ifindex = self.ports.get(action.port)
+                if ifindex is not None:
+                    self._pending.append(MdbOp.remove(ifindex, action.group))
+            elif kind is ForwardControl:
+                assert isinstance(action, ForwardControl)
+                if not action.is_query:  # queries pass the filter; the bridge floods them
+                    for port in action.ports:
+                        self._send(self.ports.get(port), action.frame, "tx.control_forwarded")
+            elif kind is SendQuery:
+                assert isinstance(action, SendQuery)
+                self._flush()  # entries first, then the query that may enforce them
+                self._send_query(action)
+            elif kind is SetRouterPort:
+                assert isinstance(action, SetRouterPort)
+                self._flush()
+                self._set_router(action)
+            elif kind is Notice:
+                assert isinstance(action, Notice)
+                log.info("%s %s", action.event, " ".join(f"{k}={v}" for k, v in action.fields))
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        ops, self._pending = self._pending, []
+        errors = self.mdb.apply(ops)
+        self.counters["mdb.ops"] += len(ops)
+        if errors:
+            self.counters["mdb.failures"] += len(errors)
+            for error in errors[:5]:
+                log.error("mdb.failed %s", error)
+            if not self.snooping_enabled():
+                self.counters["kernel.snooping_off"] += 1
+                log.critical("kernel.snooping_off bridge=%s: the kernel turned snooping off; turning it back on",
+                             self.bridge)
+                self.ensure_snooping()
+
+    def _send(self, ifindex: int | None, frame: bytes, counter: str) -> None:
+        if ifindex is None:
+            return
+        if self.sender.send(ifindex, frame):
+            self.counters[counter] += 1
+        else:
+            self.counters["tx.errors"] += 1
+
+    def _send_query(self, q: SendQuery) -> None:
+        frame = encode_query(q.version, q.group, q.sources, q.max_response_time, q.suppress_router_processing,
+                             q.qrv, q.query_interval, q.source_address, self.mac)
+        # Out of the bridge device: the bridge floods it to every port and counts a
+        # querier present (it enforces its MDB only while it believes one exists).
+        self._send(self.ifindex, frame, "tx.query")
+
+    def _set_router(self, action: SetRouterPort) -> None:
+        ifindex = self.ports.get(action.port)
+        if ifindex is None:
+            return
+        wanted = MulticastRouter.PERMANENT if action.is_router else MulticastRouter.DISABLED
+        try:
+            self.control.set_port(ifindex, multicast_router=wanted)
+        except (BridgeError, OSError) as exc:
+            self.counters["port.router_failed"] += 1
+            log.error("router_port.failed port=%s error=%s", action.port, exc)
