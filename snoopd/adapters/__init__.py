@@ -1,0 +1,1 @@
+"""Adapters: each wraps one kernel mechanism (capture, sending, netlink) and makes no protocol decisions."""
