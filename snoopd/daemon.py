@@ -118,7 +118,8 @@ class Daemon:
             self.plane.start()
         except BridgeError as exc:
             raise StartupError(f"bridge {self.bridge}: {exc}") from exc
-        self.snooper = Snooper(self.config.core, self.now())
+        # The querier's source: the bridge's address now (the link watcher follows changes).
+        self.snooper = Snooper(self.config.core, self.now(), our_address=interface_ipv4(self.bridge))
         self.capture = PacketCapture(self._on_frame)
         self.links = LinkWatcher(self.bridge, self._on_port, self._on_address, self._on_bridge_gone)
         try:
@@ -303,6 +304,19 @@ class Daemon:
             capture = {name: {"packets": p, "drops": d} for name, (p, d) in self.capture.stats().items()}
         return {"counters": dict(sorted(counters.items())), "capture": capture,
                 "gauges": {"groups": self.snooper.group_count, "memberships": self.snooper.membership_count}}
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The interface's primary IPv4 address (SIOCGIFADDR), None if it has none."""
+    import fcntl
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            ifreq = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("16s16x", name.encode()[:15]))
+        except OSError:
+            return None
+    return socket.inet_ntoa(ifreq[20:24])
 
 
 def _link_exists(ifindex: int) -> bool:

@@ -10,15 +10,20 @@ back by ``stop()``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import socket
+import struct
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import partial
+from typing import Any
 
 from snoopd.adapters.bridge import BridgeControl, BridgeError, MulticastRouter
 from snoopd.adapters.ingress import IngressFilter
 from snoopd.adapters.mdb import MdbOp, NetlinkMdb
 from snoopd.adapters.sender import FrameSender
+from snoopd.adapters.threaded import InThread
 from snoopd.core.actions import (
     Action,
     ForwardControl,
@@ -31,6 +36,14 @@ from snoopd.core.actions import (
 from snoopd.wire import encode_query
 
 log = logging.getLogger(__name__)
+SIOCGIFHWADDR = 0x8927
+
+
+def interface_mac(name: str) -> bytes:
+    """The interface's MAC address (SIOCGIFHWADDR, in this network namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", name.encode()[:15]))
+    return ifreq[18:24]
 
 
 def bridge_settings_for(max_groups: int, take_over_querier: bool) -> dict[str, float]:
@@ -57,9 +70,10 @@ class KernelPlane:
         self.counters = counters
         self._max_groups = max_groups
         self._take_over_querier = take_over_querier
-        self.control = BridgeControl(bridge)  # raises BridgeGone / NotABridge
+        # pyroute2's IPRoute must live off the daemon's event-loop thread (see threaded.py).
+        self.control: Any = InThread(BridgeControl, bridge)  # raises BridgeGone / NotABridge
         self.mdb = NetlinkMdb(bridge)
-        self.ingress = IngressFilter()
+        self.ingress: Any = InThread(IngressFilter)
         self.sender = FrameSender()
         self.ifindex = self.control.ifindex
         self.mac = self._bridge_mac()
@@ -69,9 +83,7 @@ class KernelPlane:
         self._pending: list[MdbOp] = []
 
     def _bridge_mac(self) -> bytes:
-        [link] = self.control.ipr.get_links(self.ifindex)
-        mac = link.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
-        return bytes.fromhex(mac.replace(":", ""))
+        return interface_mac(self.bridge)
 
     # ----------------------------------------------------------- start / stop
 
@@ -132,7 +144,7 @@ class KernelPlane:
             self.control.restore_port(name, saved)
 
     def snooping_enabled(self) -> bool:
-        return self.control.snooping_enabled()
+        return bool(self.control.snooping_enabled())
 
     def ensure_snooping(self) -> None:
         """The kernel turned snooping off (its hash limit, or an admin): turn it on."""
