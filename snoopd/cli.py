@@ -40,6 +40,8 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # pyroute2 logs every netlink message at DEBUG: far too much even for snoopd's debug.
+    logging.getLogger("pyroute2").setLevel(max(logging.WARNING, root.level))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -74,6 +76,8 @@ def run(
         cfg = load_config(config, overrides)
     except ConfigError as exc:
         raise fail(str(exc), 2) from exc
+    for warning in cfg.warnings:
+        logging.getLogger("snoopd.config").warning("config.warning %s", warning)
     daemon = Daemon(cfg, config, overrides)
     raise typer.Exit(asyncio.run(daemon.run()))
 
@@ -262,20 +266,12 @@ def check_config(path: str = typer.Argument(..., help="config file")) -> None:
     from snoopd.config import ConfigError, load_config
 
     try:
-        load_config(path, {"bridge": "check"} if not _has_bridge(path) else {})
+        cfg = load_config(path, require_bridge=False)
     except ConfigError as exc:
         raise fail(str(exc), 2) from exc
+    for warning in cfg.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"{path}: OK")
-
-
-def _has_bridge(path: str) -> bool:
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            return "bridge" in tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
-        return True  # let load_config report it
 
 
 @app.command()

@@ -173,6 +173,8 @@ class Daemon:
             self.counters["config.reload_failed"] += 1
             log.error("reload.failed %s (keeping the running config)", str(exc).replace("\n", "; "))
             return
+        for warning in new.warnings:
+            log.warning("config.warning %s", warning)
         changed = self.config.diff(new)
         if new.bridge != self.config.bridge or new.mode != self.config.mode:
             log.error("reload.failed bridge and mode need a restart (keeping the running config)")
