@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from snoopd import __version__
@@ -50,16 +51,18 @@ def make_plane(config: Config, counters: Counter[str]) -> DataPlane:
         return SoftwarePlane(config.bridge or "", max_groups=config.max_groups, counters=counters)
     from snoopd.kernel_plane import KernelPlane
 
+    timers = config.core.timers
     return KernelPlane(config.bridge or "", max_groups=config.max_groups, take_over_querier=take_over,
-                       counters=counters)
+                       counters=counters, other_querier_present_interval=timers.other_querier_present_interval,
+                       query_response_interval=timers.query_response_interval)
 
 
 class Daemon:
     def __init__(self, config: Config, config_path: str | None = None,
-                 overrides: dict[str, object] | None = None) -> None:
+                 overrides: Mapping[str, object] | None = None) -> None:
         self.config = config
         self.config_path = config_path
-        self.overrides = overrides or {}
+        self.overrides = dict(overrides or {})
         self.bridge = config.bridge or ""
         self.counters: Counter[str] = Counter()
         self.exit_code = 0
@@ -206,9 +209,9 @@ class Daemon:
 
     def _count_ip_anomalies(self, message: Message) -> None:
         if type(message) is Report or type(message) is Query:
-            if message.ttl != 1:  # type: ignore[union-attr]
+            if message.ttl != 1:
                 self.counters["rx.ttl_not_1"] += 1
-            if not message.router_alert:  # type: ignore[union-attr]
+            if not message.router_alert:
                 self.counters["rx.no_router_alert"] += 1
 
     def _on_port(self, name: str, ifindex: int, up: bool, present: bool) -> None:

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from snoopd.adapters.bridge import BridgeControl, BridgeError, MulticastRouter
-from snoopd.adapters.ingress import IngressFilter
+from snoopd.adapters.ingress import KERNEL_ONLY_IP_ID, IngressFilter
 from snoopd.adapters.mdb import MdbOp, NetlinkMdb
 from snoopd.adapters.sender import FrameSender
 from snoopd.adapters.threaded import InThread
@@ -34,6 +34,7 @@ from snoopd.core.actions import (
     SetRouterPort,
 )
 from snoopd.wire import encode_query
+from snoopd.wire.codes import inet_checksum
 
 log = logging.getLogger(__name__)
 SIOCGIFHWADDR = 0x8927
@@ -46,7 +47,9 @@ def interface_mac(name: str) -> bytes:
     return ifreq[18:24]
 
 
-def bridge_settings_for(max_groups: int, take_over_querier: bool) -> dict[str, float]:
+def bridge_settings_for(max_groups: int, take_over_querier: bool,
+                        other_querier_present_interval: float | None = None,
+                        query_response_interval: float = 10.0) -> dict[str, float]:
     """Bridge options kernel mode needs (see the architecture guide's facts)."""
     wanted: dict[str, float] = {
         "mcast_snooping": 1,
@@ -58,18 +61,38 @@ def bridge_settings_for(max_groups: int, take_over_querier: bool) -> dict[str, f
     }
     if take_over_querier:
         wanted["mcast_querier"] = 0  # snoopd is the fallback querier now
+    if other_querier_present_interval is not None:
+        # The kernel forgets a querier mcast_querier_interval after its last query, and
+        # floods until it sees the next one plus that query's Max Resp Time. Keep it
+        # remembering a little longer than snoopd does, so that when snoopd takes over
+        # (after its own other-querier-present interval) the kernel's view never lapses.
+        wanted["mcast_querier_interval"] = other_querier_present_interval + max(query_response_interval, 1.0)
     return wanted
+
+
+def kernel_only(frame: bytes) -> bytes:
+    """The query ``frame`` from 0.0.0.0 with the IP ID our egress filter drops."""
+    ip = bytearray(frame[14:])
+    ihl = (ip[0] & 0x0F) * 4
+    ip[4:6] = KERNEL_ONLY_IP_ID.to_bytes(2, "big")
+    ip[12:16] = b"\0\0\0\0"
+    ip[10:12] = b"\0\0"
+    ip[10:12] = inet_checksum(bytes(ip[:ihl])).to_bytes(2, "big")
+    return frame[:14] + bytes(ip)
 
 
 class KernelPlane:
     """The kernel bridge as snoopd's data plane."""
 
     def __init__(self, bridge: str, *, max_groups: int, take_over_querier: bool,
-                 counters: Counter[str]) -> None:
+                 counters: Counter[str], other_querier_present_interval: float | None = None,
+                 query_response_interval: float = 10.0) -> None:
         self.bridge = bridge
         self.counters = counters
         self._max_groups = max_groups
         self._take_over_querier = take_over_querier
+        self._oqpi = other_querier_present_interval
+        self._qri = query_response_interval
         # pyroute2's IPRoute must live off the daemon's event-loop thread (see threaded.py).
         self.control: Any = InThread(BridgeControl, bridge)  # raises BridgeGone / NotABridge
         self.mdb = NetlinkMdb(bridge)
@@ -96,7 +119,8 @@ class KernelPlane:
         cleaned = self.ingress.remove_stale()
         if cleaned:
             log.info("ingress.stale_removed bridge=%s ports=%d", self.bridge, len(cleaned))
-        self._saved_bridge = self.control.ensure(bridge_settings_for(self._max_groups, self._take_over_querier))
+        self._saved_bridge = self.control.ensure(
+            bridge_settings_for(self._max_groups, self._take_over_querier, self._oqpi, self._qri))
 
     def stop(self) -> None:
         """Put the bridge back as it was. Each step runs even if an earlier one failed."""
@@ -211,6 +235,12 @@ class KernelPlane:
     def _send_query(self, q: SendQuery) -> None:
         frame = encode_query(q.version, q.group, q.sources, q.max_response_time, q.suppress_router_processing,
                              q.qrv, q.query_interval, q.source_address, self.mac)
+        if q.group == "0.0.0.0":
+            # First a copy for the kernel bridge alone: from 0.0.0.0, which the bridge's
+            # querier election always accepts, so its view of "a querier exists" follows
+            # snoopd's without a gap (a takeover from a lower-addressed router included);
+            # our egress filter drops it at every port, so it never reaches the wire.
+            self._send(self.ifindex, kernel_only(frame), "tx.query_kernel_only")
         # Out of the bridge device: the bridge floods it to every port and counts a
         # querier present (it enforces its MDB only while it believes one exists).
         self._send(self.ifindex, frame, "tx.query")

@@ -84,6 +84,31 @@ IGMP_REPORT_DROP: tuple[tuple[int, int, int, int], ...] = (
 )  # fmt: skip
 
 
+# The egress filter: drops snoopd's "kernel-only" queries (source 0.0.0.0, IP ID
+# KERNEL_ONLY_IP_ID) on their way out of the ports. snoopd sends them through the
+# bridge device so the kernel bridge's querier state follows snoopd's (its
+# select_querier() accepts 0.0.0.0 from anyone), without a 0.0.0.0 query ever
+# reaching the wire, where Linux queriers would stand down for it.
+KERNEL_ONLY_IP_ID = 0x736E  # "sn"
+_LD_W_ABS = 0x20
+KERNEL_ONLY_QUERY_DROP: tuple[tuple[int, int, int, int], ...] = (
+    (_LDH_ABS, 0, 0, 12),                  # 0: A = ethertype
+    (_JEQ_K, 0, 9, ETH_P_IP),              # 1: not IPv4 -> 11 pass
+    (_LDB_ABS, 0, 0, 23),                  # 2: A = IP protocol
+    (_JEQ_K, 0, 7, 2),                     # 3: not IGMP -> 11 pass
+    (_LDH_ABS, 0, 0, 18),                  # 4: A = IP identification
+    (_JEQ_K, 0, 5, KERNEL_ONLY_IP_ID),     # 5: not our marker -> 11 pass
+    (_LD_W_ABS, 0, 0, 26),                 # 6: A = IP source
+    (_JEQ_K, 0, 3, 0),                     # 7: not 0.0.0.0 -> 11 pass
+    (_LDXB_MSH, 0, 0, 14),                 # 8: X = IHL * 4
+    (_LDB_IND, 0, 0, 14),                  # 9: A = IGMP type
+    (_JEQ_K, 1, 0, 0x11),                  # 10: a query -> 12 drop
+    (_RET_K, 0, 0, TC_ACT_UNSPEC & 0xFFFFFFFF),  # 11: pass
+    (_RET_K, 0, 0, TC_ACT_SHOT),           # 12: drop
+)  # fmt: skip
+TC_H_CLSACT_EGRESS = TC_H_CLSACT_INGRESS + 1
+
+
 def encode_program(program: tuple[tuple[int, int, int, int], ...] = IGMP_REPORT_DROP) -> bytes:
     return b"".join(struct.pack("=HBBI", *insn) for insn in program)
 
@@ -131,12 +156,12 @@ class tcmsg_cls_bpf(nlmsg):
         )
 
 
-def _filter_msg(ifindex: int, program: bytes | None) -> tcmsg_cls_bpf:
+def _filter_msg(ifindex: int, program: bytes | None, parent: int = TC_H_CLSACT_INGRESS) -> tcmsg_cls_bpf:
     msg = tcmsg_cls_bpf()
     msg["family"] = socket.AF_UNSPEC
     msg["index"] = ifindex
     msg["handle"] = FILTER_HANDLE
-    msg["parent"] = TC_H_CLSACT_INGRESS
+    msg["parent"] = parent
     msg["info"] = (FILTER_PRIO << 16) | socket.htons(ETH_P_IP)
     attrs: list[list[Any]] = [["TCA_KIND", "bpf"]]
     if program is not None:
@@ -158,6 +183,7 @@ class IngressFilter:
         self.ipr.status["nlm_generator"] = True
         self._created_clsact: set[int] = set()
         self._program = encode_program()
+        self._egress_program = encode_program(KERNEL_ONLY_QUERY_DROP)
 
     def close(self) -> None:
         self.ipr.close()
@@ -182,20 +208,25 @@ class IngressFilter:
                 raise
         flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
         self._request(_filter_msg(ifindex, self._program), RTM_NEWTFILTER, flags)
+        self._request(_filter_msg(ifindex, self._egress_program, TC_H_CLSACT_EGRESS), RTM_NEWTFILTER, flags)
         log.info("ingress.installed ifindex=%d", ifindex)
 
     def _ours(self, ifindex: int) -> list[Any]:
-        try:
-            found = self.ipr.get_filters(index=ifindex, parent=TC_H_CLSACT_INGRESS)
-        except NetlinkError as e:
-            if e.code in (errno.EINVAL, errno.ENOENT, errno.ENODEV):  # no clsact / no link
-                return []
-            raise
-        return [
-            f for f in found
-            if f.get_attr("TCA_KIND") == "bpf" and f["handle"] == FILTER_HANDLE
-            and f["info"] >> 16 == FILTER_PRIO
-        ]  # fmt: skip
+        """Our filters on the port, ingress and egress."""
+        ours = []
+        for parent in (TC_H_CLSACT_INGRESS, TC_H_CLSACT_EGRESS):
+            try:
+                found = self.ipr.get_filters(index=ifindex, parent=parent)
+            except NetlinkError as e:
+                if e.code in (errno.EINVAL, errno.ENOENT, errno.ENODEV):  # no clsact / no link
+                    return []
+                raise
+            ours += [
+                f for f in found
+                if f.get_attr("TCA_KIND") == "bpf" and f["handle"] == FILTER_HANDLE
+                and f["info"] >> 16 == FILTER_PRIO
+            ]  # fmt: skip
+        return ours
 
     def installed(self, ifindex: int) -> bool:
         return bool(self._ours(ifindex))
@@ -205,7 +236,7 @@ class IngressFilter:
         and it is now empty). False if there was nothing to remove (or no such port)."""
         removed = False
         for f in self._ours(ifindex):
-            msg = _filter_msg(ifindex, None)
+            msg = _filter_msg(ifindex, None, f["parent"])
             msg["info"] = f["info"]
             try:
                 self._request(msg, RTM_DELTFILTER, NLM_F_REQUEST | NLM_F_ACK)
