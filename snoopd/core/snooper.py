@@ -29,7 +29,7 @@ from snoopd.core.membership import (
     compat_record,
     host_after,
 )
-from snoopd.core.messages import Leave, Message, Query, RecordType, Report, RouterHello
+from snoopd.core.messages import Leave, Message, Query, RecordType, Report, RouterHello, RouterProtocol
 from snoopd.core.querier import ANY, QuerierState, Role, wins_against
 from snoopd.core.queries import QueryScheduler, run_querier
 from snoopd.core.settings import CoreSettings, PortSettings, QuerierMode, RouterMode
@@ -42,6 +42,7 @@ _TO_IN = RecordType.CHANGE_TO_INCLUDE_MODE
 _TO_EX = RecordType.CHANGE_TO_EXCLUDE_MODE
 _IS_EX = RecordType.MODE_IS_EXCLUDE
 _BLOCK = RecordType.BLOCK_OLD_SOURCES
+DVMRP_NEIGHBOR_TIMEOUT = 35.0
 _REPORT_COUNTER = {1: "rx.report.v1", 2: "rx.report.v2", 3: "rx.report.v3"}
 
 
@@ -362,7 +363,11 @@ class Snooper:
     def _on_router_hello(self, hello: RouterHello, port: str, now: float) -> None:
         self.counters[f"rx.router.{hello.protocol.value}"] += 1
         oqpi = self.settings.timers.other_querier_present_interval
-        hold = oqpi if hello.holdtime is None else hello.holdtime
+        hold = hello.holdtime
+        if hold is None:
+            # DVMRP probes carry no holdtime: its neighbour timeout is 35 s (DVMRPv3
+            # draft; mrouted probes every 10 s). Otherwise the querier interval.
+            hold = DVMRP_NEIGHBOR_TIMEOUT if hello.protocol is RouterProtocol.DVMRP else oqpi
         self._learn_router(port, now + hold, now)
         if hold <= 0:
             self._routers.pop(hello.source, None)
