@@ -287,7 +287,10 @@ def decode(
     except ValueError as exc:
         raise fail(f"not a hex frame: {exc}", 2) from exc
     if as_json:
-        _print_json({"version": 1, **describe(frame)})
+        info = describe(frame)
+        if "version" in info:  # the IGMP version; "version" is the JSON format's own
+            info["igmp_version"] = info.pop("version")
+        _print_json({"version": 1, **info})
     else:
         typer.echo(describe_text(frame))
 

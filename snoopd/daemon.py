@@ -76,6 +76,7 @@ class Daemon:
         self.capture: PacketCapture | None = None
         self.links: LinkWatcher | None = None
         self.control: Any = None
+        self._metrics: Any = None
 
     # ------------------------------------------------------------- lifecycle
 
@@ -131,6 +132,13 @@ class Daemon:
             raise StartupError(f"bridge {self.bridge}: {exc}") from exc
         self._after_core()
         self.control.start(loop)
+        if self.config.metrics_address is not None:
+            from snoopd.metrics import start_metrics
+
+            try:
+                self._metrics = start_metrics(self.config.metrics_address, self.stats, self.bridge)
+            except OSError as exc:
+                raise StartupError(f"metrics_listen {self.config.metrics_listen}: {exc}") from exc
 
     def stop(self) -> None:
         if self._stopping is not None:
@@ -164,6 +172,8 @@ class Daemon:
     def _close_control(self) -> None:
         if self.control is not None:
             self.control.close()
+        if self._metrics is not None:
+            self._metrics.shutdown()
 
     def reload(self) -> None:
         """SIGHUP: apply a changed config without losing learned state."""
