@@ -285,3 +285,16 @@ def test_core_imports_no_io_or_clock_modules() -> None:
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in forbidden]
     assert offenders == []
     assert len(list(core.glob("*.py"))) >= 8  # the check really looked at the core
+
+
+def test_max_groups_counts_source_entries_too() -> None:
+    """max_groups limits (group, source) entries, as the kernel MDB counts them."""
+    h = Harness(CoreSettings(querier_mode=QuerierMode.OFF, max_groups=4))
+    h.v3("p1", RT.ALLOW_NEW_SOURCES, "232.1.1.1", ("192.0.2.50", "192.0.2.51"))  # 3 entries
+    h.v3("p2", RT.ALLOW_NEW_SOURCES, "232.1.1.1", ("192.0.2.50",))  # same (S,G): still 3
+    assert h.snooper.entry_count == 3
+    h.v2_report("239.0.0.1", "p1")  # 4
+    h.v2_report("239.0.0.2", "p1")  # refused
+    assert set(h.plane.entries) == {("p1", "232.1.1.1"), ("p2", "232.1.1.1"), ("p1", "239.0.0.1")}
+    h.advance(h.timers.membership_interval + 1)
+    assert h.snooper.entry_count == 0

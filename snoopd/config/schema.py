@@ -122,7 +122,7 @@ SCHEMA: tuple[Option, ...] = (
            "auto mode: stay silent while a PIM/DVMRP/MRD router is present"),
     # -- [ports.default] and [ports."NAME"]
     Option("ports", "fast_leave", Kind.BOOL, False,
-           "drop the port from a group at the first leave, without a query"),
+           "prune at once, without queries, when the port's last known host leaves"),
     Option("ports", "router", Kind.CHOICE, "auto",
            '"auto": learned; "on": always a multicast-router port; "off": never',
            choices=("auto", "on", "off")),

@@ -72,6 +72,8 @@ class Snooper:
         self._ports: dict[str, PortState] = {}
         self._groups: dict[str, dict[str, PortGroup]] = {}  # group -> port -> state
         self._memberships = 0
+        self._group_sources: dict[str, Counter[str]] = {}  # group -> listed source -> ports listing it
+        self._source_entries = 0
         self._router_ports: tuple[str, ...] | None = None  # cache, reset on any port change
         self._routers: dict[str, float] = {}  # router-presence source -> expiry
         self._learned_gmi = 0.0  # from the elected querier's QRV/QQIC (RFC 3376 §4.1.6-7)
@@ -241,6 +243,12 @@ class Snooper:
         return len(self._groups)
 
     @property
+    def entry_count(self) -> int:
+        """(group, source) entries: one per group plus one per distinct listed source
+        (what ``max_groups`` limits, and what the kernel MDB holds)."""
+        return len(self._groups) + self._source_entries
+
+    @property
     def membership_count(self) -> int:
         return self._memberships
 
@@ -397,7 +405,7 @@ class Snooper:
     def _create(self, port: str, group: str) -> PortGroup | None:
         ports = self._groups.get(group)
         if ports is None:
-            if len(self._groups) >= self.settings.max_groups:
+            if self.entry_count >= self.settings.max_groups:
                 self.counters["groups.refused_limit"] += 1
                 if self.counters["groups.refused_limit"] == 1:
                     self._emit(Notice("groups.limit_reached", (("max_groups", str(self.settings.max_groups)),)))
@@ -427,6 +435,7 @@ class Snooper:
         """Tell the data plane what changed, delete empty state, re-arm the timer."""
         state = pg.forwarding()
         if state != pg.installed:
+            self._count_sources(pg.group, pg.installed, state)
             if state is None:
                 self._emit(RemoveGroup(pg.port, pg.group))
                 self._emit(Notice("group.left", (("port", pg.port), ("group", pg.group))))
@@ -445,6 +454,27 @@ class Snooper:
                 self._queries.forget(pg.group)
             return
         self._schedule_pg(pg)
+
+    def _count_sources(self, group: str, old: tuple[FilterMode, frozenset[str]] | None,
+                       new: tuple[FilterMode, frozenset[str]] | None) -> None:
+        """Keep count of the (S,G) entries the data plane holds: one per distinct source
+        listed for a group on any port (the kernel makes one MDB entry for each)."""
+        before = old[1] if old else NO_SOURCES
+        after = new[1] if new else NO_SOURCES
+        if before == after:
+            return
+        counts = self._group_sources.setdefault(group, Counter())
+        for s in before - after:
+            counts[s] -= 1
+            if counts[s] <= 0:
+                del counts[s]
+                self._source_entries -= 1
+        for s in after - before:
+            if counts[s] == 0:
+                self._source_entries += 1
+            counts[s] += 1
+        if not counts:
+            del self._group_sources[group]
 
     def _drop_port_groups(self, port: str, keep_static: bool) -> None:
         for pg in [pg for pg in self._all() if pg.port == port]:
