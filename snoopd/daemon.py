@@ -25,13 +25,15 @@ from snoopd.core.snooper import Snooper
 from snoopd.wire import decode
 
 log = logging.getLogger(__name__)
+HEALTH_CHECK_INTERVAL = 5.0  # seconds between checks that the kernel still snoops
 
 
 class DataPlane(Protocol):
     ports: dict[str, int]
 
     def start(self) -> None: ...
-    def stop(self) -> None: ...
+    def stop(self, bridge_gone: bool = False) -> None: ...
+    def health_check(self) -> None: ...
     def add_port(self, name: str, ifindex: int) -> None: ...
     def remove_port(self, name: str, still_exists: bool) -> None: ...
     def apply(self, actions: list[Action]) -> None: ...
@@ -77,6 +79,8 @@ class Daemon:
         self.links: LinkWatcher | None = None
         self.control: Any = None
         self._metrics: Any = None
+        self._bridge_gone = False
+        self._health: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------- lifecycle
 
@@ -132,6 +136,7 @@ class Daemon:
             raise StartupError(f"bridge {self.bridge}: {exc}") from exc
         self._after_core()
         self.control.start(loop)
+        self._health = loop.call_later(HEALTH_CHECK_INTERVAL, self._health_check)
         if self.config.metrics_address is not None:
             from snoopd.metrics import start_metrics
 
@@ -155,6 +160,8 @@ class Daemon:
     def _close_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._health is not None:
+            self._health.cancel()
 
     def _close_links(self) -> None:
         if self.links is not None:
@@ -166,7 +173,7 @@ class Daemon:
 
     def _close_plane(self) -> None:
         if self.plane is not None:
-            self.plane.stop()
+            self.plane.stop(bridge_gone=self._bridge_gone)
             self.plane = None
 
     def _close_control(self) -> None:
@@ -254,8 +261,21 @@ class Daemon:
 
     def _on_bridge_gone(self) -> None:
         log.error("bridge.gone bridge=%s: the bridge was deleted; stopping", self.bridge)
+        self._bridge_gone = True
         self.exit_code = 1
         self.stop()
+
+    def _health_check(self) -> None:
+        """Every few seconds: is the bridge still snooping? (See KernelPlane.health_check.)"""
+        assert self._loop is not None
+        self._health = self._loop.call_later(HEALTH_CHECK_INTERVAL, self._health_check)
+        if self.plane is None or self._bridge_gone:
+            return
+        try:
+            self.plane.health_check()
+        except Exception as exc:
+            self.counters["errors.health_check"] += 1
+            log.error("health_check.failed error=%s", exc)
 
     # ------------------------------------------------------------- core glue
 

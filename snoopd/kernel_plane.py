@@ -122,8 +122,12 @@ class KernelPlane:
         self._saved_bridge = self.control.ensure(
             bridge_settings_for(self._max_groups, self._take_over_querier, self._oqpi, self._qri))
 
-    def stop(self) -> None:
-        """Put the bridge back as it was. Each step runs even if an earlier one failed."""
+    def stop(self, bridge_gone: bool = False) -> None:
+        """Put the bridge back as it was. Each step runs even if an earlier one failed.
+        With the bridge gone there is nothing to put back: only sockets are closed."""
+        if bridge_gone:
+            self._close()
+            return
         steps: list[tuple[str, Callable[[], object]]] = [("mdb", self.mdb.flush_own)]
         steps += [(f"ingress {name}", partial(self.ingress.remove, i)) for name, i in self.ports.items()]
         steps += [(f"port {name}", partial(self._restore_port, name)) for name in list(self._saved_ports)]
@@ -133,6 +137,9 @@ class KernelPlane:
                 step()
             except Exception as exc:  # keep going: leave as little behind as possible
                 log.error("stop.failed step=%r error=%s", what, exc)
+        self._close()
+
+    def _close(self) -> None:
         for closer in (self.mdb.close, self.ingress.close, self.sender.close, self.control.close):
             with contextlib.suppress(Exception):
                 closer()
@@ -166,6 +173,15 @@ class KernelPlane:
         saved = self._saved_ports.pop(name, None)
         if saved:
             self.control.restore_port(name, saved)
+
+    def health_check(self) -> None:
+        """Periodic: the kernel may have turned snooping off (its hash limit reached, or an
+        administrator): say so loudly and turn it back on."""
+        if not self.snooping_enabled():
+            self.counters["kernel.snooping_off"] += 1
+            log.critical("kernel.snooping_off bridge=%s: snooping was turned off on the bridge; turning it back on",
+                         self.bridge)
+            self.ensure_snooping()
 
     def snooping_enabled(self) -> bool:
         return bool(self.control.snooping_enabled())
@@ -218,11 +234,7 @@ class KernelPlane:
             self.counters["mdb.failures"] += len(errors)
             for error in errors[:5]:
                 log.error("mdb.failed %s", error)
-            if not self.snooping_enabled():
-                self.counters["kernel.snooping_off"] += 1
-                log.critical("kernel.snooping_off bridge=%s: the kernel turned snooping off; turning it back on",
-                             self.bridge)
-                self.ensure_snooping()
+            self.health_check()
 
     def _send(self, ifindex: int | None, frame: bytes, counter: str) -> None:
         if ifindex is None:

@@ -220,3 +220,22 @@ def test_max_groups_refuses_new_groups_and_keeps_members(lab: Lab) -> None:
     assert d.members(scenarios.G) == {"p2"}
     assert "groups.limit_reached" in d.log
     assert sw.bridge_options()["mcast_snooping"] == 1
+
+
+def test_bridge_deleted_while_running_is_a_clear_error(lab: Lab) -> None:
+    sw = lab.switch(addr="192.0.2.254")
+    lab.host("h1", "p1", "192.0.2.1")
+    d = Snoopd(lab, sw, querier={"startup_wait": 0.0})
+    sw.ip("link", "del", "br0")
+    wait_until(lambda: not d.process.alive(), 10, "snoopd to stop")
+    assert d.process.returncode == 1
+    assert "bridge.gone" in d.log and "Traceback" not in d.log
+
+
+def test_snooping_turned_off_is_noticed_and_undone(lab: Lab) -> None:
+    sw = lab.switch(addr="192.0.2.254")
+    lab.host("h1", "p1", "192.0.2.1")
+    d = Snoopd(lab, sw, querier={"startup_wait": 0.0})
+    sw.set_bridge(mcast_snooping=0)
+    wait_until(lambda: sw.bridge_options()["mcast_snooping"] == 1, 12, "snooping back on")
+    assert "kernel.snooping_off" in d.log and d.stats()["kernel.snooping_off"] >= 1
