@@ -13,8 +13,10 @@ from typing import Any
 import typer
 
 from snoopd import __version__
+from snoopd.lab import lab_app
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, help="snoopd: IGMP snooping for Linux bridges.")
+app.add_typer(lab_app, name="lab")
 
 SocketOpt = typer.Option(None, "--socket", help="control socket (default /run/snoopd/<bridge>.sock)")
 BridgeOpt = typer.Option(None, "--bridge", "-b", help="bridge name (default: the only daemon's socket)")
@@ -128,12 +130,21 @@ def _table(columns: list[str], rows: list[list[Any]], title: str | None = None) 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+    if title:
+        typer.echo(title)
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for c in columns:
         table.add_column(c)
     for r in rows:
         table.add_row(*("-" if v is None else str(v) for v in r))
-    Console(width=200).print(table)
+    console = Console(width=200)
+    with console.capture() as captured:
+        console.print(table)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 @app.command()
@@ -167,7 +178,7 @@ def mdb(
         rows.append([e["group"], e["port"], e["mode"], srcs or "*", ",".join(e["hosts"]) or "-",
                      e["expires_in"], f"v{e['compat']}", e["origin"]])
     _table(["group", "port", "mode", "sources", "hosts", "expires", "compat", "origin"], rows,
-           f"{result['bridge']}: {len(entries)} entries")
+           f"{result['bridge']}: {_entries(len(entries))}")
 
 
 def _mdb_summary(entries: list[dict[str, Any]]) -> None:
@@ -195,9 +206,10 @@ def _kernel_mdb(bridge: str | None, as_json: bool) -> None:
         return
     rows = [[e.get("grp"), e.get("port"), e.get("src", "*"), e.get("filter_mode", "-"),
              ",".join(s["address"] for s in e.get("source_list", [])) or "-", e.get("state"),
-             e.get("protocol"), ",".join(e.get("flags", [])) or "-", e.get("timer")] for e in entries]
+             e.get("protocol"), ",".join(e.get("flags", [])) or "-",
+             e.get("timer") if e.get("state") != "permanent" else None] for e in entries]
     _table(["group", "port", "source", "mode", "source list", "state", "proto", "flags", "timer"], rows,
-           f"{bridge}: kernel MDB, {len(entries)} entries")
+           f"{bridge}: kernel MDB, {_entries(len(entries))}")
 
 
 @app.command()
