@@ -161,3 +161,31 @@ def test_timers_derive_rfc_defaults() -> None:
     t = Timers.derive(robustness=3, query_interval=10.0, query_response_interval=2.0)
     assert (t.membership_interval, t.other_querier_present_interval) == (32.0, 31.0)
     assert (t.startup_query_interval, t.startup_query_count, t.last_member_query_count) == (2.5, 3, 3)
+
+
+def test_query_does_not_cut_short_a_pim_holdtime() -> None:
+    """A router port learned from a PIM hello (holdtime 105 s) stays one after that
+    router's queries stop, until the holdtime runs out."""
+    h = querier(QuerierMode.AUTO, timers=Timers.derive(query_interval=2.0, query_response_interval=1.0))
+    h.send(RouterHello(RouterProtocol.PIM, "192.0.2.250", "224.0.0.13", 105.0), "p3")
+    h.query("p3", "192.0.2.250")  # alone it would make p3 a router port for 4.5 s
+    h.advance(10)
+    assert h.plane.routers == {"p3"}
+    h.advance(96)
+    assert h.plane.routers == set()
+
+
+def test_yielding_to_a_higher_router_shows_it_and_adopts_its_timers() -> None:
+    """We are silent for a PIM router at a higher address: it is the segment's querier;
+    snoopd shows it and uses its robustness x interval + MRT as membership interval."""
+    h = querier(QuerierMode.AUTO, startup_wait=0.0)
+    h.send(RouterHello(RouterProtocol.PIM, "192.0.2.250", "224.0.0.13", 105.0), "p3")
+    from snoopd.core.messages import Query
+
+    h.send(Query(3, "0.0.0.0", "192.0.2.250", "224.0.0.1", 10.0, (), False, 2, 300.0), "p3")
+    assert h.snooper.snapshot().querier.querier == "192.0.2.250"
+    h.v2_report(G, "p1")
+    h.advance(h.timers.membership_interval + 1)  # ours: 260 s; the router's: 2 x 300 + 10
+    assert h.plane.receivers(G) == {"p1"}
+    h.advance(2 * 300 + 10 - h.timers.membership_interval)
+    assert h.plane.receivers(G) == set()

@@ -48,6 +48,8 @@ class QuerierState:
     listening_until: float = 0.0  # auto mode: wait for an existing querier first
     other_querier: str | None = None
     other_querier_at: float = 0.0  # other-querier-present timer (RFC 3376 §8.5)
+    heard_querier: str | None = None  # who queries while we do not (won, or we yield)
+    heard_querier_at: float = 0.0
     router_present_at: float = 0.0  # a PIM/DVMRP/MRD router was heard (yield_to_routers)
     older_querier_v1_at: float = 0.0  # RFC 3376 §7.3.1 older-version-querier-present
     older_querier_v2_at: float = 0.0

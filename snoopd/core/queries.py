@@ -118,6 +118,7 @@ def run_querier(snooper: Snooper, q: QuerierState, now: float) -> None:
     if may_query and q.role is not Role.QUERIER:
         q.role = Role.QUERIER
         q.next_query_at = now
+        snooper._learned_gmi = 0.0  # our own timers apply again
         snooper._emit(Notice("querier.elected", (("address", q.our_address),)))
     elif not may_query and q.role is Role.QUERIER:
         q.role = Role.NON_QUERIER

@@ -341,16 +341,22 @@ class Snooper:
                 q.older_querier_v1_at = now + timers.older_host_present_interval
             elif query.version == 2:
                 q.older_querier_v2_at = now + timers.older_host_present_interval
-            if wins_against(query.source, q.our_address):
+            wins = wins_against(query.source, q.our_address)
+            if wins:
                 # RFC 3376 §6.6.2: a lower address is querier; we stand by.
                 if q.other_querier != query.source:
                     self._emit(Notice("querier.other", (("querier", query.source), ("port", port))))
                 q.other_querier = query.source
                 q.other_querier_at = now + timers.other_querier_present_interval
+            if wins or q.role is not Role.QUERIER:
+                # Whoever queries while we do not (it won, or we yield to a router) is the
+                # segment's querier: show it, and adopt its robustness and interval as
+                # non-queriers do (RFC 3376 §4.1.6-4.1.7), never going below our own GMI.
+                q.heard_querier = query.source
+                q.heard_querier_at = now + timers.other_querier_present_interval
                 if query.version == 3 and query.qrv and query.query_interval:
-                    # RFC 3376 §4.1.6-4.1.7: adopt the querier's robustness and interval
-                    # (never below our own membership interval).
                     self._learned_gmi = query.qrv * query.query_interval + query.max_response_time
+            if wins:
                 self._run_querier(now)
         if not query.is_general and not query.suppress_router_processing:
             # RFC 3376 §6.6.1 / RFC 2236 §3: a specific query heard lowers timers to
@@ -499,10 +505,12 @@ class Snooper:
     # ------------------------------------------------------------ router ports
 
     def _learn_router(self, port: str, until: float, now: float) -> None:
+        """Refresh a learned router port; a query must not cut short a PIM holdtime
+        (keep the later expiry). ``until <= now`` (a PIM goodbye) ends it now."""
         state = self._ports.get(port)
         if state is None:
             return
-        state.router_learned_at = until
+        state.router_learned_at = until if until <= now else max(state.router_learned_at, until)
         self._update_router(state, now)
 
     def _update_router(self, state: PortState, now: float) -> None:
@@ -560,7 +568,12 @@ class Snooper:
             for name, s in self._ports.items()
         )
         q = self._querier
-        querier_addr = q.our_address if q.role is Role.QUERIER else q.other_querier
+        if q.role is Role.QUERIER:
+            querier_addr: str | None = q.our_address
+        elif q.other_querier_at > now:
+            querier_addr = q.other_querier
+        else:
+            querier_addr = q.heard_querier if q.heard_querier_at > now else None
         view = QuerierView(
             q.role.value, querier_addr, q.our_address, q.version(self.settings.igmp_version, now),
             q.other_querier_at if q.other_querier_at > now else None,
