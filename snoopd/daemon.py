@@ -7,6 +7,7 @@ one timer at ``core.next_deadline()``. The core's clock is ``loop.time()``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -72,7 +73,6 @@ class Daemon:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopping: asyncio.Event | None = None
-        self._flush_scheduled = False
         self.snooper: Snooper | None = None
         self.plane: DataPlane | None = None
         self.capture: PacketCapture | None = None
@@ -103,6 +103,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        gc.freeze()  # start-up objects need no more collection passes (faster bursts)
         log.info("ready bridge=%s mode=%s version=%s", self.bridge, self.config.mode.value, __version__)
         notify_systemd("READY=1")
         await self._stopping.wait()
@@ -128,7 +129,9 @@ class Daemon:
             raise StartupError(f"bridge {self.bridge}: {exc}") from exc
         # The querier's source: the bridge's address now (the link watcher follows changes).
         self.snooper = Snooper(self.config.core, self.now(), our_address=interface_ipv4(self.bridge))
-        self.capture = PacketCapture(self._on_frame)
+        # Actions are carried out once per drained burst: the MDB writes of a burst of
+        # reports go out in one netlink send, and a single join is written at once.
+        self.capture = PacketCapture(self._on_frame, on_drained=self._after_core)
         self.links = LinkWatcher(self.bridge, self._on_port, self._on_address, self._on_bridge_gone)
         try:
             self.links.start(loop)
@@ -219,7 +222,6 @@ class Daemon:
             self._count_ip_anomalies(message)
             assert self.snooper is not None
             self.snooper.receive(message, port, self.now(), frame)
-            self._schedule_flush()
         except Exception:
             self.counters["errors.frame"] += 1
             log.exception("frame.error port=%s frame=%s", port, frame[:64].hex())
@@ -279,16 +281,7 @@ class Daemon:
 
     # ------------------------------------------------------------- core glue
 
-    def _schedule_flush(self) -> None:
-        """Carry out actions once per loop iteration (batches the MDB writes of a
-        burst of frames into one netlink send)."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._after_core)
-
     def _after_core(self) -> None:
-        self._flush_scheduled = False
         snooper, plane = self.snooper, self.plane
         if snooper is None or plane is None:
             return

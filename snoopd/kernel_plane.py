@@ -70,6 +70,28 @@ def bridge_settings_for(max_groups: int, take_over_querier: bool,
     return wanted
 
 
+GROUP_EVENTS = ("group.joined", "group.left")
+NOTICE_DETAIL_LIMIT = 20  # more group events than this in one batch: one summary line
+
+
+def log_notices(notices: list[Notice]) -> None:
+    """State changes at INFO, one line each; a burst of group events (thousands of
+    groups joined in one report burst) as one summary line, details at DEBUG."""
+    groups = [n for n in notices if n.event in GROUP_EVENTS]
+    summarise = len(groups) > NOTICE_DETAIL_LIMIT
+    for n in notices:
+        if summarise and n.event in GROUP_EVENTS:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s", n.event, " ".join(f"{k}={v}" for k, v in n.fields))
+            continue
+        log.info("%s %s", n.event, " ".join(f"{k}={v}" for k, v in n.fields))
+    if summarise:
+        for event in GROUP_EVENTS:
+            count = sum(1 for n in groups if n.event == event)
+            if count:
+                log.info("%s count=%d (one line each at debug level)", event.replace(".", "s."), count)
+
+
 def kernel_only(frame: bytes) -> bytes:
     """The query ``frame`` from 0.0.0.0 with the IP ID our egress filter drops."""
     ip = bytearray(frame[14:])
@@ -104,6 +126,7 @@ class KernelPlane:
         self._saved_bridge: dict[str, float] = {}
         self._saved_ports: dict[str, dict[str, int]] = {}
         self._pending: list[MdbOp] = []
+        self._installed: set[tuple[int, str]] = set()  # (port ifindex, group) of our (*,G) entries
 
     def _bridge_mac(self) -> bytes:
         return interface_mac(self.bridge)
@@ -128,7 +151,7 @@ class KernelPlane:
         if bridge_gone:
             self._close()
             return
-        steps: list[tuple[str, Callable[[], object]]] = [("mdb", self.mdb.flush_own)]
+        steps: list[tuple[str, Callable[[], object]]] = [("mdb", self._remove_installed)]
         steps += [(f"ingress {name}", partial(self.ingress.remove, i)) for name, i in self.ports.items()]
         steps += [(f"port {name}", partial(self._restore_port, name)) for name in list(self._saved_ports)]
         steps.append(("bridge options", lambda: self.control.restore(self._saved_bridge)))
@@ -138,6 +161,14 @@ class KernelPlane:
             except Exception as exc:  # keep going: leave as little behind as possible
                 log.error("stop.failed step=%r error=%s", what, exc)
         self._close()
+
+    def _remove_installed(self) -> None:
+        """Delete the (*,G) entries we installed (their (S,G)s go with them): no dump of
+        the whole MDB on the way out. A crash leaves them to the next start's flush."""
+        ops = [MdbOp.remove(ifindex, group) for ifindex, group in sorted(self._installed)]
+        errors = self.mdb.apply(ops)
+        log.info("mdb.flushed bridge=%s entries=%d errors=%d", self.bridge, len(ops), len(errors))
+        self._installed.clear()
 
     def _close(self) -> None:
         for closer in (self.mdb.close, self.ingress.close, self.sender.close, self.control.close):
@@ -193,7 +224,9 @@ class KernelPlane:
     # ---------------------------------------------------------------- actions
 
     def apply(self, actions: Iterable[Action]) -> None:
-        """Carry out actions in order; MDB changes are batched into one send."""
+        """Carry out actions in order; MDB changes are batched into one send. Log lines
+        come after the writes (they cost more than the netlink round trip)."""
+        notices: list[Notice] = []
         for action in actions:
             kind = type(action)
             if kind is InstallGroup:
@@ -201,11 +234,13 @@ class KernelPlane:
                 ifindex = self.ports.get(action.port)
                 if ifindex is not None:
                     self._pending.append(MdbOp.install(ifindex, action.group, action.mode, action.sources))
+                    self._installed.add((ifindex, action.group))
             elif kind is RemoveGroup:
                 assert isinstance(action, RemoveGroup)
                 ifindex = self.ports.get(action.port)
                 if ifindex is not None:
                     self._pending.append(MdbOp.remove(ifindex, action.group))
+                    self._installed.discard((ifindex, action.group))
             elif kind is ForwardControl:
                 assert isinstance(action, ForwardControl)
                 if not action.is_query:  # queries pass the filter; the bridge floods them
@@ -221,8 +256,9 @@ class KernelPlane:
                 self._set_router(action)
             elif kind is Notice:
                 assert isinstance(action, Notice)
-                log.info("%s %s", action.event, " ".join(f"{k}={v}" for k, v in action.fields))
+                notices.append(action)
         self._flush()
+        log_notices(notices)
 
     def _flush(self) -> None:
         if not self._pending:

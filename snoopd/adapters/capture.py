@@ -35,6 +35,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[str, bytes, "int | None"], None]
+_MSG_TRUNC = int(socket.MSG_TRUNC)
 
 # <linux/if_ether.h>, <linux/if_packet.h>, <asm-generic/socket.h>
 ETH_P_ALL = 0x0003
@@ -146,8 +147,10 @@ class PacketCapture:
         *,
         frames_per_wakeup: int = FRAMES_PER_WAKEUP,
         receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES,
+        on_drained: Callable[[], None] | None = None,
     ) -> None:
         self._on_frame = on_frame
+        self._on_drained = on_drained
         self._frames_per_wakeup = frames_per_wakeup
         self._receive_buffer_bytes = receive_buffer_bytes
         self._ports: dict[str, _Port] = {}
@@ -229,7 +232,15 @@ class PacketCapture:
         port.drops += drops
 
     def _drain(self, name: str) -> None:
-        """Reader callback: read up to ``frames_per_wakeup`` frames from one port."""
+        """Reader callback: read up to ``frames_per_wakeup`` frames from one port, then
+        tell ``on_drained`` (so the caller can act once per burst, not per frame)."""
+        try:
+            self._drain_port(name)
+        finally:
+            if self._on_drained is not None:
+                self._on_drained()
+
+    def _drain_port(self, name: str) -> None:
         port = self._ports.get(name)
         if port is None:
             return
@@ -249,7 +260,7 @@ class PacketCapture:
             if address[2] == PACKET_OUTGOING:
                 self.outgoing_skipped += 1
                 continue
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:  # a plain int: socket.MSG_TRUNC is an enum.Flag (slow)
                 self.truncated += 1
                 continue
             vlan = None
