@@ -153,7 +153,9 @@ class Daemon:
             self._stopping.set()
 
     def _shutdown(self) -> None:
-        for closer in (self._close_timer, self._close_links, self._close_capture, self._close_plane,
+        # The data plane first: the bridge is put back as fast as possible (nothing runs
+        # on the loop meanwhile, so no frame or port event can interleave).
+        for closer in (self._close_timer, self._close_plane, self._close_links, self._close_capture,
                        self._close_control):
             try:
                 closer()

@@ -165,7 +165,7 @@ class KernelPlane:
     def _remove_installed(self) -> None:
         """Delete the (*,G) entries we installed (their (S,G)s go with them): no dump of
         the whole MDB on the way out. A crash leaves them to the next start's flush."""
-        ops = [MdbOp.remove(ifindex, group) for ifindex, group in sorted(self._installed)]
+        ops = [MdbOp.remove(ifindex, group) for ifindex, group in self._installed]
         errors = self.mdb.apply(ops)
         log.info("mdb.flushed bridge=%s entries=%d errors=%d", self.bridge, len(ops), len(errors))
         self._installed.clear()
