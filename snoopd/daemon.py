@@ -51,7 +51,8 @@ def make_plane(config: Config, counters: Counter[str]) -> DataPlane:
     if config.mode.value == "software":
         from snoopd.software_plane import SoftwarePlane
 
-        return SoftwarePlane(config.bridge or "", max_groups=config.max_groups, counters=counters)
+        return SoftwarePlane(config.bridge or "", max_groups=config.max_groups, counters=counters,
+                             take_over_querier=take_over)
     from snoopd.kernel_plane import KernelPlane
 
     timers = config.core.timers

@@ -181,7 +181,7 @@ def report_frames(src_mac: str, source: str, groups: list[str], per_frame: int =
                   version: int = 3) -> list[bytes]:
     """IGMP reports built by scapy (an implementation independent of snoopd's):
     IGMPv3 reports of ``per_frame`` TO_EX({}) records, or one IGMPv2 report per group."""
-    from scapy.contrib.igmpv3 import IGMPv3gr, IGMPv3mr
+    from scapy.layers.igmp import IGMPv3_MR, IGMPv3_MR_Group
     from scapy.layers.igmp import IGMP
     from scapy.layers.inet import IP, IPOption_Router_Alert
     from scapy.layers.l2 import Ether
@@ -194,9 +194,9 @@ def report_frames(src_mac: str, source: str, groups: list[str], per_frame: int =
             frames.append(bytes(pkt))
         return frames
     for i in range(0, len(groups), per_frame):
-        records = [IGMPv3gr(rtype=4, maddr=g) for g in groups[i:i + per_frame]]
+        records = [IGMPv3_MR_Group(rtype=4, maddr=g) for g in groups[i:i + per_frame]]
         pkt = (Ether(src=src_mac, dst="01:00:5e:00:00:16")
                / IP(src=source, dst="224.0.0.22", ttl=1, tos=0xC0, options=[IPOption_Router_Alert()])
-               / IGMPv3mr(records=records))
+               / IGMPv3_MR(records=records))
         frames.append(bytes(pkt))
     return frames

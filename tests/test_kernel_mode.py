@@ -1,6 +1,8 @@
-"""Kernel mode with real hosts: snoopd on a namespace bridge programs the kernel MDB.
+"""snoopd on a namespace bridge with real hosts.
 
-The forwarding scenarios are shared with software mode (tests/scenarios.py)."""
+The forwarding scenarios (tests/scenarios.py) run in both modes: kernel mode (snoopd
+programs the kernel MDB) and software mode (snoopd replicates the frames itself); the
+tests after them are about kernel mode only."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from .lab import Lab, wait_until
 from .snoopd_proc import Snoopd
 
 pytestmark = pytest.mark.netns
-MODES = ["kernel"]
+MODES = ["kernel", "software"]
 
 
 @pytest.fixture
