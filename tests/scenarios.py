@@ -181,8 +181,7 @@ def report_frames(src_mac: str, source: str, groups: list[str], per_frame: int =
                   version: int = 3) -> list[bytes]:
     """IGMP reports built by scapy (an implementation independent of snoopd's):
     IGMPv3 reports of ``per_frame`` TO_EX({}) records, or one IGMPv2 report per group."""
-    from scapy.layers.igmp import IGMPv3_MR, IGMPv3_MR_Group
-    from scapy.layers.igmp import IGMP
+    from scapy.layers.igmp import IGMP, IGMPv3_MR, IGMPv3_MR_Group
     from scapy.layers.inet import IP, IPOption_Router_Alert
     from scapy.layers.l2 import Ether
 
