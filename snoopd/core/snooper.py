@@ -42,6 +42,8 @@ _TO_IN = RecordType.CHANGE_TO_INCLUDE_MODE
 _TO_EX = RecordType.CHANGE_TO_EXCLUDE_MODE
 _IS_EX = RecordType.MODE_IS_EXCLUDE
 _BLOCK = RecordType.BLOCK_OLD_SOURCES
+_ALLOW = RecordType.ALLOW_NEW_SOURCES
+_IS_IN = RecordType.MODE_IS_INCLUDE
 DVMRP_NEIGHBOR_TIMEOUT = 35.0
 _REPORT_COUNTER = {1: "rx.report.v1", 2: "rx.report.v2", 3: "rx.report.v3"}
 
@@ -287,8 +289,33 @@ class Snooper:
                 pg.group_timer_at = refreshed_at
                 pg.hosts[host] = HostState(EXCLUDE, NO_SOURCES, version, now)
                 continue
+            if (rtype is _ALLOW or rtype is _IS_IN) and record.sources:
+                # Fast path: RFC 3376 §6.4.1/§6.4.2 IS_IN(B) and ALLOW(B) only set (B)=GMI,
+                # in both modes and every compatibility mode. Forwarding changes only if a
+                # source is new in INCLUDE mode or comes back from Y in EXCLUDE mode; every
+                # other timer only moves later, so the queued wake-up stays valid.
+                sources = frozenset(record.sources)
+                if self._refresh_sources(pg, sources, refreshed_at):
+                    self._sync(pg)
+                pg.hosts[host] = host_after(pg.hosts.get(host), rtype, sources, version, now)
+                continue
             sources = frozenset(record.sources) if record.sources else NO_SOURCES
             self._apply_record(pg, record.record_type, sources, host, version, now)
+
+    @staticmethod
+    def _refresh_sources(pg: PortGroup, sources: frozenset[str], at: float) -> bool:
+        """Set the source timers to ``at``; True if what is forwarded changes."""
+        timers = pg.sources
+        if not timers:
+            timers = pg.sources = {}  # never write into the shared empty dict
+        include = pg.mode is not EXCLUDE
+        changed = False
+        for source in sources:
+            t = timers.get(source)
+            if (t is None and include) or t == STOPPED:
+                changed = True
+            timers[source] = at
+        return changed
 
     def _on_leave(self, leave: Leave, port: str, now: float) -> None:
         self.counters["rx.leave.v2"] += 1
