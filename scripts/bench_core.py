@@ -149,7 +149,8 @@ def run() -> tuple[dict[str, float], list[tuple[str, str, str, str]]]:
                "machine_loop_ms": round(speed, 2)}
     na = "n/a (no kernel equivalent)"
     rows = [
-        ("machine speed: a fixed 200k-iteration Python loop (lower is faster: the same code runs up to 2x slower at busy moments)",
+        ("machine speed: a fixed 200k-iteration Python loop (lower is faster; the same code "
+         "runs up to 2x slower at busy moments here)",
          f"{speed:.1f} ms", na, "-"),
         ("decode, IGMPv3 records/s (target >= 500k)", f"{decode_rate:,.0f}", na, "-"),
         ("decode + core receive, records/s (target >= 200k)", f"{ingest_rate:,.0f}", na, "-"),
