@@ -23,7 +23,7 @@ from snoopd.adapters.bridge import (
 )
 from snoopd.adapters.mdb import MdbOp, NetlinkMdb
 from snoopd.core.actions import FilterMode
-from tests.lab import Host, Lab, Switch, have_netns, skip_or_fail, wait_until
+from tests.lab import Host, Lab, Switch, lab_session, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -49,13 +49,7 @@ IP_KEYS = {
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    if (reason := have_netns()) is not None:
-        skip_or_fail(reason)
-    with Lab("snpa") as the_lab:
-        try:
-            yield the_lab
-        finally:
-            print(the_lab.dump_logs())
+    yield from lab_session("snpa")
 
 
 @pytest.fixture

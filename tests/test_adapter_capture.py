@@ -14,8 +14,6 @@ that the bridge's own outgoing frames are ignored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -38,6 +36,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from snoopd.adapters.capture import IGMP_PIM_FILTER, PacketCapture
 from snoopd.adapters.sender import FrameSender
+from tests.lab import netns
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -113,26 +112,8 @@ def test_filter_jumps_stay_inside_the_program() -> None:
 
 # --- lab: namespaces, in-thread setns, host-side taps ------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
 
 
-@contextlib.contextmanager
-def netns(name: str) -> Iterator[None]:
-    """Run the block with this thread in namespace ``name``; always switch back."""
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        try:
-            yield
-        finally:
-            if _libc.setns(home, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back home")
-    finally:
-        os.close(target)
-        os.close(home)
 
 
 def ip(*args: str) -> str:

@@ -30,7 +30,7 @@ from snoopd.adapters.ingress import (
     encode_program,
     tcmsg_cls_bpf,
 )
-from tests.lab import Host, Lab, Switch, have_netns, skip_or_fail, wait_until
+from tests.lab import Host, Lab, Switch, lab_session, wait_until
 
 PASS = TC_ACT_UNSPEC & 0xFFFFFFFF
 GROUP = "239.7.1.1"
@@ -135,13 +135,7 @@ def test_filter_message_carries_classic_bpf() -> None:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    if (reason := have_netns()) is not None:
-        skip_or_fail(reason)
-    with Lab("snpa") as the_lab:
-        try:
-            yield the_lab
-        finally:
-            print(the_lab.dump_logs())
+    yield from lab_session("snpa")
 
 
 def ifindex(ns: Switch, name: str) -> int:

@@ -9,8 +9,6 @@ stays in the namespace it was created in); changes are made with ``ip``/``bridge
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -23,29 +21,12 @@ from typing import Any
 import pytest
 
 from snoopd.adapters.links import BridgeError, LinkWatcher, PortState
+from tests.lab import netns
 
 pytestmark = pytest.mark.netns
 
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
 
 
-@contextlib.contextmanager
-def netns(name: str) -> Iterator[None]:
-    """Run the block with this thread in namespace ``name``; always switch back."""
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        try:
-            yield
-        finally:
-            if _libc.setns(home, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back home")
-    finally:
-        os.close(target)
-        os.close(home)
 
 
 def ip(*args: str, stdin: str | None = None) -> str:

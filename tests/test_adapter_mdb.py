@@ -23,7 +23,7 @@ from snoopd.adapters.bridge import BridgeGone, NotABridge
 from snoopd.adapters.mdb import MdbOp, MdbOpKind, NetlinkMdb, mdb_entries_to_json
 from snoopd.adapters.mdb_codec import RouterPortInfo, decode_mdb_dump
 from snoopd.core.actions import FilterMode
-from tests.lab import Lab, Switch, have_netns, run, skip_or_fail, wait_until
+from tests.lab import Lab, Switch, lab_session, run, wait_until
 
 G1, G2, G3 = "239.1.1.1", "239.1.1.2", "239.1.1.3"
 S1, S2, S3 = "192.0.2.91", "192.0.2.92", "192.0.2.93"
@@ -163,13 +163,7 @@ def test_entries_and_json() -> None:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    if (reason := have_netns()) is not None:
-        skip_or_fail(reason)
-    with Lab("snpa") as the_lab:
-        try:
-            yield the_lab
-        finally:
-            print(the_lab.dump_logs())
+    yield from lab_session("snpa")
 
 
 @pytest.fixture

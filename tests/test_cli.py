@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from . import scenarios
-from .lab import Lab, wait_not_receiving, wait_receiving, wait_until
+from .lab import Lab, lab_session, wait_not_receiving, wait_receiving, wait_until
 from .snoopd_proc import Snoopd
 
 pytestmark = pytest.mark.netns
@@ -24,8 +24,7 @@ OURS = "192.0.2.254"
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    with Lab("snc") as lab:
-        yield lab
+    yield from lab_session("snc")
 
 
 def test_every_client_command_and_json_shapes(lab: Lab) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from . import scenarios
-from .lab import Lab, wait_until
+from .lab import Lab, lab_session, wait_until
 from .snoopd_proc import Snoopd
 
 pytestmark = pytest.mark.netns
@@ -22,8 +22,7 @@ MODES = ["kernel", "software"]
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    with Lab("snk") as lab:
-        yield lab
+    yield from lab_session("snk")
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .lab import Lab, wait_not_receiving, wait_receiving, wait_until
+from .lab import Lab, lab_session, wait_not_receiving, wait_receiving, wait_until
 from .scenarios import ROUTER_ADDR, quiet_for
 from .snoopd_proc import Snoopd
 
@@ -21,8 +21,7 @@ OURS = "192.0.2.254"
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    with Lab("snq") as lab:
-        yield lab
+    yield from lab_session("snq")
 
 
 def role(d: Snoopd) -> str:
