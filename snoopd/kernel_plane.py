@@ -10,10 +10,7 @@ back by ``stop()``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import socket
-import struct
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -22,7 +19,6 @@ from typing import Any
 from snoopd.adapters.bridge import BridgeControl, BridgeError, MulticastRouter
 from snoopd.adapters.ingress import KERNEL_ONLY_IP_ID, IngressFilter
 from snoopd.adapters.mdb import MdbOp, NetlinkMdb
-from snoopd.adapters.sender import FrameSender
 from snoopd.adapters.threaded import InThread
 from snoopd.core.actions import (
     Action,
@@ -33,20 +29,10 @@ from snoopd.core.actions import (
     SendQuery,
     SetRouterPort,
 )
-from snoopd.wire import encode_query
+from snoopd.outbound import Outbound, log_notices
 from snoopd.wire.codes import inet_checksum
 
 log = logging.getLogger(__name__)
-SIOCGIFHWADDR = 0x8927
-
-
-def interface_mac(name: str) -> bytes:
-    """The interface's MAC address (SIOCGIFHWADDR, in this network namespace)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", name.encode()[:15]))
-    return ifreq[18:24]
-
-
 def bridge_settings_for(max_groups: int, take_over_querier: bool,
                         other_querier_present_interval: float | None = None,
                         query_response_interval: float = 10.0) -> dict[str, float]:
@@ -68,28 +54,6 @@ def bridge_settings_for(max_groups: int, take_over_querier: bool,
         # (after its own other-querier-present interval) the kernel's view never lapses.
         wanted["mcast_querier_interval"] = other_querier_present_interval + max(query_response_interval, 1.0)
     return wanted
-
-
-GROUP_EVENTS = ("group.joined", "group.left")
-NOTICE_DETAIL_LIMIT = 20  # more group events than this in one batch: one summary line
-
-
-def log_notices(notices: list[Notice]) -> None:
-    """State changes at INFO, one line each; a burst of group events (thousands of
-    groups joined in one report burst) as one summary line, details at DEBUG."""
-    groups = [n for n in notices if n.event in GROUP_EVENTS]
-    summarise = len(groups) > NOTICE_DETAIL_LIMIT
-    for n in notices:
-        if summarise and n.event in GROUP_EVENTS:
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("%s %s", n.event, " ".join(f"{k}={v}" for k, v in n.fields))
-            continue
-        log.info("%s %s", n.event, " ".join(f"{k}={v}" for k, v in n.fields))
-    if summarise:
-        for event in GROUP_EVENTS:
-            count = sum(1 for n in groups if n.event == event)
-            if count:
-                log.info("%s count=%d (one line each at debug level)", event.replace(".", "s."), count)
 
 
 def kernel_only(frame: bytes) -> bytes:
@@ -119,17 +83,13 @@ class KernelPlane:
         self.control: Any = InThread(BridgeControl, bridge)  # raises BridgeGone / NotABridge
         self.mdb = NetlinkMdb(bridge)
         self.ingress: Any = InThread(IngressFilter)
-        self.sender = FrameSender()
         self.ifindex = self.control.ifindex
-        self.mac = self._bridge_mac()
+        self.out = Outbound(bridge, self.ifindex, counters)
         self.ports: dict[str, int] = {}  # name -> ifindex
         self._saved_bridge: dict[str, float] = {}
         self._saved_ports: dict[str, dict[str, int]] = {}
         self._pending: list[MdbOp] = []
         self._installed: set[tuple[int, str]] = set()  # (port ifindex, group) of our (*,G) entries
-
-    def _bridge_mac(self) -> bytes:
-        return interface_mac(self.bridge)
 
     # ----------------------------------------------------------- start / stop
 
@@ -171,7 +131,7 @@ class KernelPlane:
         self._installed.clear()
 
     def _close(self) -> None:
-        for closer in (self.mdb.close, self.ingress.close, self.sender.close, self.control.close):
+        for closer in (self.mdb.close, self.ingress.close, self.out.close, self.control.close):
             with contextlib.suppress(Exception):
                 closer()
 
@@ -243,9 +203,7 @@ class KernelPlane:
                     self._installed.discard((ifindex, action.group))
             elif kind is ForwardControl:
                 assert isinstance(action, ForwardControl)
-                if not action.is_query:  # queries pass the filter; the bridge floods them
-                    for port in action.ports:
-                        self._send(self.ports.get(port), action.frame, "tx.control_forwarded")
+                self.out.forward_control(action, self.ports)
             elif kind is SendQuery:
                 assert isinstance(action, SendQuery)
                 self._flush()  # entries first, then the query that may enforce them
@@ -272,26 +230,15 @@ class KernelPlane:
                 log.error("mdb.failed %s", error)
             self.health_check()
 
-    def _send(self, ifindex: int | None, frame: bytes, counter: str) -> None:
-        if ifindex is None:
-            return
-        if self.sender.send(ifindex, frame):
-            self.counters[counter] += 1
-        else:
-            self.counters["tx.errors"] += 1
-
     def _send_query(self, q: SendQuery) -> None:
-        frame = encode_query(q.version, q.group, q.sources, q.max_response_time, q.suppress_router_processing,
-                             q.qrv, q.query_interval, q.source_address, self.mac)
+        frame = self.out.query_frame(q)
         if q.group == "0.0.0.0":
             # First a copy for the kernel bridge alone: from 0.0.0.0, which the bridge's
             # querier election always accepts, so its view of "a querier exists" follows
             # snoopd's without a gap (a takeover from a lower-addressed router included);
             # our egress filter drops it at every port, so it never reaches the wire.
-            self._send(self.ifindex, kernel_only(frame), "tx.query_kernel_only")
-        # Out of the bridge device: the bridge floods it to every port and counts a
-        # querier present (it enforces its MDB only while it believes one exists).
-        self._send(self.ifindex, frame, "tx.query")
+            self.out.send_to_bridge(kernel_only(frame), "tx.query_kernel_only")
+        self.out.send_to_bridge(frame)
 
     def _set_router(self, action: SetRouterPort) -> None:
         ifindex = self.ports.get(action.port)

@@ -42,7 +42,6 @@ from snoopd.adapters.ring import (
     open_send_socket,
     software_ingress_filter,
 )
-from snoopd.adapters.sender import FrameSender
 from snoopd.adapters.threaded import InThread
 from snoopd.core.actions import (
     Action,
@@ -54,8 +53,7 @@ from snoopd.core.actions import (
     SendQuery,
     SetRouterPort,
 )
-from snoopd.kernel_plane import interface_mac
-from snoopd.wire import encode_query
+from snoopd.outbound import Outbound, log_notices
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +170,9 @@ class SoftwarePlane:
         # pyroute2's IPRoute must live off the daemon's event-loop thread (see threaded.py).
         self.control: Any = InThread(BridgeControl, bridge)  # raises BridgeGone / NotABridge
         self.ingress: Any = InThread(software_ingress_filter)
-        self.sender = FrameSender()
         self.mmsg = MmsgSender(min(blocks_per_wakeup * block_size // 128, 4096))  # 128: the smallest slot
         self.ifindex = self.control.ifindex
-        self.mac = interface_mac(bridge)
+        self.out = Outbound(bridge, self.ifindex, counters)
         self.ports: dict[str, int] = {}  # name -> ifindex
         self._ports: dict[str, _Port] = {}
         self._names: dict[int, str] = {}  # ifindex -> name
@@ -218,7 +215,7 @@ class SoftwarePlane:
                 self.control.restore(self._saved_bridge)
             except Exception as exc:
                 log.error("stop.failed step='bridge options' error=%s", exc)
-        for closer in (self.ingress.close, self.sender.close, self.control.close):
+        for closer in (self.ingress.close, self.out.close, self.control.close):
             with contextlib.suppress(Exception):
                 closer()
 
@@ -292,8 +289,9 @@ class SoftwarePlane:
         self.table.rebuild()
 
     def apply(self, actions: Iterable[Action]) -> None:
-        """Carry out actions in order."""
+        """Carry out actions in order; log lines last."""
         table = self.table
+        notices: list[Notice] = []
         for action in actions:
             if isinstance(action, InstallGroup):
                 table.install(action.port, action.group, action.mode, action.sources)
@@ -303,26 +301,12 @@ class SoftwarePlane:
                 (table.routers.add if action.is_router else table.routers.discard)(action.port)
                 table.rebuild()
             elif isinstance(action, ForwardControl):
-                if not action.is_query:  # queries pass the filter; the bridge floods them
-                    for port in action.ports:
-                        self._send(self.ports.get(port), action.frame, "tx.control_forwarded")
+                self.out.forward_control(action, self.ports)
             elif isinstance(action, SendQuery):
-                self._send_query(action)
+                self.out.send_to_bridge(self.out.query_frame(action))
             elif isinstance(action, Notice):
-                log.info("%s %s", action.event, " ".join(f"{k}={v}" for k, v in action.fields))
-
-    def _send(self, ifindex: int | None, frame: bytes, counter: str) -> None:
-        if ifindex is None:
-            return
-        if self.sender.send(ifindex, frame):
-            self.counters[counter] += 1
-        else:
-            self.counters["tx.errors"] += 1
-
-    def _send_query(self, q: SendQuery) -> None:
-        frame = encode_query(q.version, q.group, q.sources, q.max_response_time, q.suppress_router_processing,
-                             q.qrv, q.query_interval, q.source_address, self.mac)
-        self._send(self.ifindex, frame, "tx.query")  # the bridge floods it to every port
+                notices.append(action)
+        log_notices(notices)
 
     # ------------------------------------------------------------- forwarding
 
