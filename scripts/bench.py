@@ -16,6 +16,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 SUITES = ("core", "kernel", "software")
 
 
+def print_table(rows: list[tuple[str, str, str, str]],
+                header: tuple[str, str, str, str] = ("figure", "snoopd", "kernel bridge", "ratio")) -> None:
+    """The markdown table every benchmark prints (also when a suite runs on its own)."""
+    for row in (header, ("---",) * 4, *rows):
+        print("| " + " | ".join(row) + " |")
+
+
 def run_suite(name: str) -> tuple[dict[str, float], list[tuple[str, str, str, str]]]:
     """Each suite module has run() -> (json figures, table rows)."""
     module = __import__(f"bench_{name}")
@@ -45,10 +52,7 @@ def main() -> int:
     print(f"snoopd benchmarks, {time.strftime('%Y-%m-%d')}, {platform.node()}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"kernel {platform.release()}\n")
-    print("| figure | snoopd | kernel bridge | ratio |")
-    print("| --- | --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(rows)
     return 0
 
 

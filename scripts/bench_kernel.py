@@ -1443,10 +1443,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return 0
-    print("| figure | snoopd | kernel bridge | ratio |")
-    print("| --- | --- | --- | --- |")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    from bench import print_table
+
+    print_table(rows)
     return 0
 
 

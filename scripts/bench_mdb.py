@@ -150,10 +150,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return 0
-    print("| figure | snoopd NetlinkMdb | kernel tool | ratio |")
-    print("| --- | --- | --- | --- |")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    from bench import print_table
+
+    print_table(rows, ("figure", "snoopd NetlinkMdb", "kernel tool", "ratio"))
     return 0
 
 

@@ -520,9 +520,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures, sort_keys=True))
     else:
-        print("| figure | snoopd | kernel bridge | ratio |\n| --- | --- | --- | --- |")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        from bench import print_table
+
+        print_table(rows)
     return 0
 
 

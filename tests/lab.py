@@ -23,6 +23,7 @@ with sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import ctypes
@@ -956,6 +957,20 @@ def netns(name: str) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(home)
+
+
+def poll_until(loop: asyncio.AbstractEventLoop, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Run the event loop in short slices until ``predicate()`` holds or the deadline passes."""
+
+    async def wait() -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
+    return loop.run_until_complete(wait())
 
 
 def lab_session(prefix: str = "snp") -> Iterator[Lab]:

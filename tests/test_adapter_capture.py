@@ -23,7 +23,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from snoopd.adapters.capture import IGMP_PIM_FILTER, PacketCapture
 from snoopd.adapters.sender import FrameSender
-from tests.lab import netns
+from tests.lab import netns, poll_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -192,18 +192,6 @@ class HostTap:
         self.sock.close()
 
 
-def poll_until(loop: asyncio.AbstractEventLoop, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Run the event loop in short slices until ``predicate()`` holds or the deadline passes."""
-
-    async def wait() -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.002)
-        return True
-
-    return loop.run_until_complete(wait())
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from snoopd.adapters.links import BridgeError, LinkWatcher, PortState
-from tests.lab import netns
+from tests.lab import netns, poll_until
 
 pytestmark = pytest.mark.netns
 
@@ -99,18 +99,6 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     event_loop.close()
 
 
-def poll_until(loop: asyncio.AbstractEventLoop, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Run the event loop in short slices until ``predicate()`` holds or the deadline passes."""
-
-    async def wait() -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.002)
-        return True
-
-    return loop.run_until_complete(wait())
 
 
 def start(lab: Lab, loop: asyncio.AbstractEventLoop, bridge: str = "br0", **kwargs: int) -> tuple[LinkWatcher, Events]:
