@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .lab import Lab, lab_session, wait_not_receiving, wait_receiving, wait_until
+from .lab import Host, Lab, Stream, lab_session, wait_not_receiving, wait_receiving, wait_until
 from .scenarios import ROUTER_ADDR, quiet_for
 from .snoopd_proc import Snoopd
 
@@ -26,6 +26,18 @@ def lab() -> Iterator[Lab]:
 
 def role(d: Snoopd) -> str:
     return str(d.cli("querier")["role"])
+
+
+def member_and_bystander(h1: Host, h2: Host, src: Host) -> tuple[Stream, Stream]:
+    """h1 joins G and receives it; src streams G and an unregistered group; neither
+    reaches h2 once the bridge enforces. Returns the two streams."""
+    h1.join(G)
+    stream = src.stream(G, rate=200)
+    unregistered = src.stream(UNREGISTERED, rate=200)
+    wait_receiving(h1, G, 20)
+    wait_not_receiving(h2, G, stream, timeout=10)
+    wait_not_receiving(h2, UNREGISTERED, unregistered, timeout=10)
+    return stream, unregistered
 
 
 def test_no_router_at_start_snoopd_queries_and_the_kernel_prunes_within_seconds(lab: Lab) -> None:
@@ -59,12 +71,7 @@ def test_router_dies_snoopd_takes_over_and_nothing_floods(lab: Lab) -> None:
     d = Snoopd(lab, sw)
     wait_until(lambda: d.cli("querier")["querier"] == ROUTER_ADDR, 5, "the router to be querier")
     assert role(d) == "non-querier"
-    h1.join(G)
-    stream = src.stream(G, rate=200)
-    unregistered = src.stream(UNREGISTERED, rate=200)
-    wait_receiving(h1, G, 20)
-    wait_not_receiving(h2, G, stream, timeout=10)
-    wait_not_receiving(h2, UNREGISTERED, unregistered, timeout=10)
+    stream, unregistered = member_and_bystander(h1, h2, src)
     before = (h2.seen(G), h2.seen(UNREGISTERED))
     killed = time.monotonic()
     rq.stop()  # the router and its port are gone
@@ -87,12 +94,7 @@ def test_router_appears_snoopd_yields_and_nothing_floods(lab: Lab) -> None:
     src = lab.host("src", "p3", "192.0.2.3")
     d = Snoopd(lab, sw)
     wait_until(lambda: role(d) == "querier", 5, "snoopd to be querier")
-    h1.join(G)
-    stream = src.stream(G, rate=200)
-    unregistered = src.stream(UNREGISTERED, rate=200)
-    wait_receiving(h1, G, 20)
-    wait_not_receiving(h2, G, stream, timeout=10)
-    wait_not_receiving(h2, UNREGISTERED, unregistered, timeout=10)
+    stream, unregistered = member_and_bystander(h1, h2, src)
     before = (h2.seen(G), h2.seen(UNREGISTERED))
     lab.router_kernel_querier("rq", "pq", ROUTER_ADDR)  # lower address: it wins
     wait_until(lambda: d.cli("querier")["querier"] == ROUTER_ADDR, 5, "the router to be querier")
