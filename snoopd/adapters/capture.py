@@ -247,6 +247,7 @@ class PacketCapture:
         recvmsg_into = port.sock.recvmsg_into
         buffers = [self._buffer]
         view = self._view
+        first = self._on_drained  # called after the first frame too: see below
         for _ in range(self._frames_per_wakeup):
             try:
                 size, ancillary, flags, address = recvmsg_into(buffers, _ANCILLARY_BYTES)
@@ -275,6 +276,12 @@ class PacketCapture:
             except Exception:
                 self.handler_errors += 1
                 log.exception("capture.handler_error port=%s", name)
+            if first is not None:
+                # A lone report (a join, a leave) is acted on before the next receive
+                # (its EAGAIN alone costs tens of microseconds); the rest of a burst is
+                # batched and acted on once, after the last frame.
+                first()
+                first = None
 
 
 def open_capture_socket(ifindex: int, receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES) -> socket.socket:
