@@ -81,6 +81,7 @@ class Daemon:
         self.control: Any = None
         self._metrics: Any = None
         self._bridge_gone = False
+        self._ports_ready = False  # set once start-up has captured and filtered every port
         self._health: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------- lifecycle
@@ -138,6 +139,9 @@ class Daemon:
             self.links.start(loop)
         except LookupError as exc:
             raise StartupError(f"bridge {self.bridge}: {exc}") from exc
+        # Only now, with every port captured and filtered, do the core's first actions
+        # run (its start-up query among them: no answer may reach an unwatched port).
+        self._ports_ready = True
         self._after_core()
         self.control.start(loop)
         self._health = loop.call_later(HEALTH_CHECK_INTERVAL, self._health_check)
@@ -286,7 +290,7 @@ class Daemon:
 
     def _after_core(self) -> None:
         snooper, plane = self.snooper, self.plane
-        if snooper is None or plane is None:
+        if snooper is None or plane is None or not self._ports_ready:
             return
         actions = snooper.take_actions()
         if actions:
