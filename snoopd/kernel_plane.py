@@ -33,6 +33,10 @@ from snoopd.outbound import Outbound, log_notices
 from snoopd.wire.codes import inet_checksum
 
 log = logging.getLogger(__name__)
+
+KERNEL_ENFORCE_MARGIN = 0.2  # seconds added to the Max Resp Time of the kernel-only copy
+
+
 def bridge_settings_for(max_groups: int, take_over_querier: bool,
                         other_querier_present_interval: float | None = None,
                         query_response_interval: float = 10.0) -> dict[str, float]:
@@ -185,8 +189,10 @@ class KernelPlane:
 
     def apply(self, actions: Iterable[Action]) -> None:
         """Carry out actions in order; MDB changes are batched into one send. Log lines
-        come after the writes (they cost more than the netlink round trip)."""
+        come after the writes (they cost more than the netlink round trip), and so do
+        the reports and leaves forwarded to router ports: a join is in the kernel first."""
         notices: list[Notice] = []
+        forwards: list[ForwardControl] = []
         for action in actions:
             kind = type(action)
             if kind is InstallGroup:
@@ -203,7 +209,7 @@ class KernelPlane:
                     self._installed.discard((ifindex, action.group))
             elif kind is ForwardControl:
                 assert isinstance(action, ForwardControl)
-                self.out.forward_control(action, self.ports)
+                forwards.append(action)
             elif kind is SendQuery:
                 assert isinstance(action, SendQuery)
                 self._flush()  # entries first, then the query that may enforce them
@@ -216,6 +222,8 @@ class KernelPlane:
                 assert isinstance(action, Notice)
                 notices.append(action)
         self._flush()
+        for forward in forwards:
+            self.out.forward_control(forward, self.ports)
         log_notices(notices)
 
     def _flush(self) -> None:
@@ -231,14 +239,17 @@ class KernelPlane:
             self.health_check()
 
     def _send_query(self, q: SendQuery) -> None:
-        frame = self.out.query_frame(q)
         if q.group == "0.0.0.0":
             # First a copy for the kernel bridge alone: from 0.0.0.0, which the bridge's
             # querier election always accepts, so its view of "a querier exists" follows
             # snoopd's without a gap (a takeover from a lower-addressed router included);
             # our egress filter drops it at every port, so it never reaches the wire.
-            self.out.send_to_bridge(kernel_only(frame), "tx.query_kernel_only")
-        self.out.send_to_bridge(frame)
+            # The kernel starts enforcing one Max Resp Time after the first query it
+            # sees: a little later than the hosts' deadline, so that a host answering
+            # at the very end of it is in the MDB before then.
+            later = q._replace(max_response_time=q.max_response_time + KERNEL_ENFORCE_MARGIN)
+            self.out.send_to_bridge(kernel_only(self.out.query_frame(later)), "tx.query_kernel_only")
+        self.out.send_to_bridge(self.out.query_frame(q))
 
     def _set_router(self, action: SetRouterPort) -> None:
         ifindex = self.ports.get(action.port)

@@ -24,19 +24,47 @@ def general(h: Harness) -> list[tuple[float, object]]:
     return [(t, q) for t, q in h.plane.queries if q.group == "0.0.0.0"]
 
 
-def test_auto_listens_first_then_sends_startup_queries() -> None:
+def test_auto_solicits_once_listens_then_sends_startup_queries() -> None:
     h = querier()
     t = h.timers
-    assert general(h) == [] and not h.snooper.is_querier()
-    h.advance(t.query_response_interval)  # startup_wait defaults to QRI
+    # One General Query at once (answers within LMQI), then listening, not querier.
+    [(when, solicit)] = general(h)
+    assert when == 0.0 and not h.snooper.is_querier()
+    assert solicit.max_response_time == t.last_member_query_interval and solicit.source_address == OURS
+    assert h.snooper.counters["tx.query.solicit"] == 1
+    assert any(n.event == "querier.solicit" for n in h.plane.notices)
+    h.advance(t.query_response_interval - 0.01)  # startup_wait defaults to QRI
+    assert len(general(h)) == 1 and not h.snooper.is_querier()
+    h.advance(0.01)
     h.advance(t.startup_query_interval * (t.startup_query_count - 1) + t.query_interval * 2 + 0.001)
     times = [when for when, _ in general(h)]
-    expected = [10.0, 10.0 + 31.25, 10.0 + 31.25 + 125.0, 10.0 + 31.25 + 250.0]
+    expected = [0.0, 10.0, 10.0 + 31.25, 10.0 + 31.25 + 125.0, 10.0 + 31.25 + 250.0]
     assert times == pytest.approx(expected)
-    first, second = general(h)[0][1], general(h)[1][1]
+    first, second = general(h)[1][1], general(h)[2][1]
     assert first.max_response_time == t.last_member_query_interval  # fast first answers
     assert second.max_response_time == t.query_response_interval
     assert first.version == 3 and first.source_address == OURS and first.qrv == 2 and first.query_interval == 125.0
+
+
+@pytest.mark.parametrize(("mode", "wait"), [(QuerierMode.AUTO, 0.0), (QuerierMode.ALWAYS, None),
+                                          (QuerierMode.ALWAYS, 10.0)])
+def test_no_solicitation_when_the_startup_queries_start_at_once(mode: QuerierMode, wait: float | None) -> None:
+    h = querier(mode, startup_wait=wait)
+    [(when, first)] = general(h)  # the first startup query, as querier
+    assert when == 0.0 and h.snooper.is_querier() and h.snooper.counters["tx.query.solicit"] == 0
+    assert first.max_response_time == h.timers.last_member_query_interval
+
+
+def test_solicitation_heard_by_a_lower_querier_changes_nothing() -> None:
+    """The solicitation goes out once; a lower-addressed querier heard while we listen
+    keeps the role, and neither a reload nor its expiry brings a second solicitation."""
+    h = querier()
+    h.query("p3", "192.0.2.50")
+    h.advance(h.timers.query_response_interval + 1)
+    assert not h.snooper.is_querier() and len(general(h)) == 1
+    h.snooper.reconfigure(h.snooper.settings, h.now)
+    h.advance(1)
+    assert len(general(h)) == 1 and h.snooper.counters["tx.query.solicit"] == 1
 
 
 def test_lower_address_wins_and_we_resume_after_oqpi() -> None:

@@ -282,7 +282,10 @@ def test_kernel_querier_at_lower_address_stays_querier(lab: Lab) -> None:
     h2_left_out(seg, streams)
 
     wait_absence_window(start)
-    assert general_queries(seg.sw, "p2", seg.addr) == [], "snoopd queried although a lower-addressed querier lives"
+    # Only the solicitation at start (the router, lower, ignores it); never a query as querier.
+    sent = general_queries(seg.sw, "p2", seg.addr)
+    assert len(sent) == 1 and stamp(sent[0]) < start + 1.0, \
+        "snoopd queried although a lower-addressed querier lives: " + "; ".join(c.describe() for c in sent)
     assert "querier.elected" not in d.log
     assert len(general_queries(seg.sw, ROUTER_PORT, ROUTER, after=start)) >= 4  # the router kept querying
     q = querier(d)
@@ -301,8 +304,9 @@ def test_kernel_querier_at_lower_address_stays_querier(lab: Lab) -> None:
 
 def test_kernel_querier_at_higher_address_stands_down(lab: Lab) -> None:
     """The kernel bridge querier at .200, snoopd at .100: snoopd becomes querier and the
-    kernel querier falls silent. Real hosts answer snoopd's queries, and tshark accepts
-    every one of them (checksum, TTL 1, Router Alert).
+    kernel querier falls silent, from snoopd's solicitation at start on (the lower address
+    wins, RFC 3376 §6.6.2). Real hosts answer snoopd's queries, and tshark accepts every
+    one of them (checksum, TTL 1, Router Alert).
 
     The kernel querier is no multicast router: once silent it sends nothing a snooping
     switch could know it by, so its port is a router port only while it queries."""
@@ -314,12 +318,12 @@ def test_kernel_querier_at_higher_address_stands_down(lab: Lab) -> None:
     peer.ns.sniff("eth0")
     wait_until(lambda: general_queries(seg.sw, ROUTER_PORT, ROUTER), 5, "the router's first query at the switch")
     d = Snoopd(lab, seg.sw, "kernel", querier={"startup_wait": 3.0})
-    # While the router queries (snoopd's startup wait), its port is a router port ...
-    wait_router_port(seg, d, timeout=3.0)
-    # ... then snoopd, the lower address, is elected, and the router hears it.
-    wait_until(lambda: querier(d)["role"] == "querier", 8, "snoopd to be querier")
+    # snoopd's solicitation reaches the router at once; snoopd listens 3 s (the router,
+    # silent from then on, is not heard) and is then elected.
     first = wait_until(lambda: general_queries(peer.ns, "eth0", seg.addr), 5, "snoopd's first query at the router")
     t_first = stamp(first[0])
+    assert "querier.solicit address=192.0.2.100" in d.log
+    wait_until(lambda: querier(d)["role"] == "querier", 8, "snoopd to be querier")
 
     pcap = lab.dir / "h1-eth0.pcap"
     capture = seg.h1.spawn("tshark", ["tshark", "-q", "-i", "eth0", "-a", "duration:8", "-f", "igmp",
@@ -382,7 +386,8 @@ def test_igmpproxy_is_querier_and_snoopd_stays_down(lab: Lab) -> None:
     # 6-12.5 s apart here and hosts answer within its 10 s Max Resp Time, so a membership
     # lives 2 x 12.5 + 10 s; the other querier, 15 s.
     d = Snoopd(lab, seg.sw, "kernel", igmp={"other_querier_present_interval": 15.0, "membership_interval": 35.0})
-    wait_until(lambda: general_queries(seg.sw, "p2", seg.addr), 8, "snoopd's first query")
+    wait_until(lambda: querier(d)["role"] == "querier", 8, "snoopd to be querier")
+    wait_until(lambda: len(general_queries(seg.sw, "p2", seg.addr)) >= 2, 5, "snoopd's first query as querier")
     peer = start_peer(lab, "igmpproxy", addr=ROUTER)
     first = wait_until(lambda: general_queries(seg.sw, ROUTER_PORT, ROUTER), 15, "igmpproxy's first query")
     t_first = stamp(first[0])

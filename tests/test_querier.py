@@ -59,6 +59,48 @@ def test_no_router_at_start_snoopd_queries_and_the_kernel_prunes_within_seconds(
     stream.stop()
 
 
+# The contract's defaults (interface.md): QI 125 s, QRI 10 s, LMQI 1 s, startup_wait = QRI.
+DEFAULT_IGMP = {"query_interval": 125.0, "query_response_interval": 10.0, "last_member_query_interval": 1.0}
+
+
+def test_default_config_enforces_within_seconds_and_a_member_loses_nothing(lab: Lab) -> None:
+    """Default config: snoopd listens 10 s before it takes the querier role, but its one
+    solicitation at start has the hosts report within LMQI, so the kernel stops flooding
+    within ~1.5 s; a host that joined before snoopd started gets every datagram."""
+    sw = lab.switch(addr=OURS)
+    h1 = lab.host("h1", "p1", "192.0.2.1")
+    h2 = lab.host("h2", "p2", "192.0.2.2")
+    src = lab.host("src", "p3", "192.0.2.3")
+    h1.join(G)
+    stream = src.stream(G, rate=200)
+    unregistered = src.stream(UNREGISTERED, rate=200)
+    wait_receiving(h1, G, 20)
+    wait_receiving(h2, UNREGISTERED, 20, wire=True)  # no querier yet: the bridge floods
+    sent0, got0 = stream.sent, h1.received(G)
+    start = time.monotonic()
+    d = Snoopd(lab, sw, igmp=DEFAULT_IGMP)
+    wait_not_receiving(h2, UNREGISTERED, unregistered, packets=20, timeout=10)
+    enforced = time.monotonic() - start
+    assert enforced < 3.0, f"enforcement took {enforced:.2f} s"
+    assert quiet_for(h2, G, stream, packets=200) == 0
+    assert role(d) == "non-querier"  # still listening for another querier
+    assert ("p1", G) in {(e["port"], e["group"]) for e in d.cli("mdb")["entries"]}
+    ours = [c for c in h2.igmp() if c.type == 0x11 and c.src == OURS]
+    assert len(ours) == 1 and ours[0].checksum_ok, [c.describe() for c in ours]
+    assert "querier.solicit address=192.0.2.254 listening_s=10" in d.log
+    # The member, joined before snoopd started, lost nothing across start and enforcement.
+    sent = stream.sent - sent0
+    time.sleep(0.1)
+    lost = sent - (h1.received(G) - got0)
+    assert lost <= 2, f"h1 lost {lost} of {sent} datagrams"
+    # After startup_wait, nobody else heard: snoopd takes the role.
+    wait_until(lambda: role(d) == "querier", 12, "snoopd to take the querier role")
+    assert time.monotonic() - start >= 9.5
+    print(f"\nenforced {enforced:.2f} s after start; h1 got {sent - lost} of {sent}")
+    stream.stop()
+    unregistered.stop()
+
+
 def test_router_dies_snoopd_takes_over_and_nothing_floods(lab: Lab) -> None:
     """The test the users need most: the router is killed; within the other-querier-
     present interval snoopd is querier; the joined host still receives after twice the

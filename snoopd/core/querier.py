@@ -54,6 +54,7 @@ class QuerierState:
     older_querier_v1_at: float = 0.0  # RFC 3376 §7.3.1 older-version-querier-present
     older_querier_v2_at: float = 0.0
     startup_left: int = 0  # startup queries still to send (RFC 3376 §8.6, §8.7)
+    solicit: bool = False  # auto mode: one general query at start, before listening
     next_query_at: float = 0.0  # our next general query, when querier
 
     def version(self, configured: int, now: float) -> int:

@@ -103,6 +103,34 @@ class QueryScheduler:
         ))
 
 
+def solicit(snooper: Snooper, q: QuerierState) -> None:
+    """Auto mode, at start: one General Query before listening for another querier.
+
+    Hosts answer it within LMQI, so the table is rebuilt at once, and a kernel bridge
+    (which enforces its MDB one Max Resp Time after the first query it sees) stops
+    flooding within a second or two instead of after startup_wait plus that. Without
+    it, a restart next to a real querier leaves the kernel enforcing an empty table
+    until that querier's next General Query (up to a query interval).
+
+    It is an ordinary query from our address, what every RFC 3376 router sends when it
+    starts: a lower-addressed querier ignores it; a higher-addressed one stands down,
+    as it would when we took the role after listening. The role itself still waits
+    for startup_wait (and, with yield_to_routers, for silence from PIM/DVMRP/MRD).
+    """
+    q.solicit = False
+    settings = snooper.settings
+    timers = settings.timers
+    snooper.counters["tx.query.solicit"] += 1
+    snooper._emit(Notice("querier.solicit", (("address", q.our_address),
+                                             ("listening_s", f"{settings.querier_startup_wait:g}"))))
+    snooper._emit(SendQuery(
+        version=settings.igmp_version, group=ANY, sources=(),
+        max_response_time=min(timers.query_response_interval, timers.last_member_query_interval),
+        suppress_router_processing=False, qrv=timers.robustness if timers.robustness <= 7 else 0,
+        query_interval=timers.query_interval, source_address=q.our_address,
+    ))
+
+
 def run_querier(snooper: Snooper, q: QuerierState, now: float) -> None:
     """The querier's own schedule: election outcome, startup and general queries
     (RFC 3376 §6.6.2, §8.6, §8.7)."""
@@ -111,6 +139,8 @@ def run_querier(snooper: Snooper, q: QuerierState, now: float) -> None:
     if q.mode is QuerierMode.OFF:
         q.role = Role.OFF
         return
+    if q.solicit:
+        solicit(snooper, q)
     if q.other_querier is not None and q.other_querier_at <= now:
         snooper._emit(Notice("querier.other_expired", (("querier", q.other_querier),)))
         q.other_querier = None

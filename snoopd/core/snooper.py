@@ -88,6 +88,7 @@ class Snooper:
             q.startup_left = settings.timers.startup_query_count
             if q.mode is QuerierMode.AUTO:
                 q.listening_until = now + settings.querier_startup_wait
+                q.solicit = settings.querier_startup_wait > 0
             self._run_querier(now)
 
     # ------------------------------------------------------------------ inputs
