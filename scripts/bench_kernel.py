@@ -1354,7 +1354,8 @@ def rows_for(f: dict[str, float], notes: list[str]) -> list[tuple[str, str, str,
                  f"{num('kernel_join_report_to_mdb_p50_ms', '')} + {num('kernel_join_mdb_to_data_p50_ms', '')}",
                  ratio("join_report_to_mdb_p50_ms", "kernel_join_report_to_mdb_p50_ms")))
     rows += [
-        ("start -> enforcement, default config (solicitation, then startup_wait 10 s) (target <= 3 s)", num("enforce_s", "s", 2),
+        ("start -> enforcement, default config (solicitation, then startup_wait 10 s) (target <= 3 s)",
+         num("enforce_s", "s", 2),
          num("kernel_enforce_s", "s (mcast_querier 1)", 2), ratio("enforce_s", "kernel_enforce_s")),
         ("start -> enforcement, startup_wait = 0 (target <= 3 s)",
          f"{num('enforce_s_no_wait', 's', 2)} (spawn -> ready {num('enforce_no_wait_spawn_to_ready_s', 's', 2)})",

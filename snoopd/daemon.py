@@ -21,7 +21,7 @@ from snoopd.adapters.capture import PacketCapture
 from snoopd.adapters.links import LinkWatcher
 from snoopd.config import Config, ConfigError, load_config
 from snoopd.core.actions import Action
-from snoopd.core.messages import Malformed, Message, Query, Report
+from snoopd.core.messages import Leave, Malformed, Message, Query, Report
 from snoopd.core.snooper import Snooper
 from snoopd.wire import decode
 
@@ -38,6 +38,7 @@ class DataPlane(Protocol):
     def add_port(self, name: str, ifindex: int) -> None: ...
     def remove_port(self, name: str, still_exists: bool) -> None: ...
     def apply(self, actions: list[Action]) -> None: ...
+    def apply_now(self, port: str, joins: list[str], leaves: list[str]) -> None: ...
 
 
 class StartupError(Exception):
@@ -82,6 +83,7 @@ class Daemon:
         self._metrics: Any = None
         self._bridge_gone = False
         self._ports_ready = False  # set once start-up has captured and filtered every port
+        self._early_ok = False  # the next report may take the early-install path
         self._health: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------- lifecycle
@@ -227,11 +229,29 @@ class Daemon:
                 return
             assert not isinstance(message, Malformed)
             self._count_ip_anomalies(message)
-            assert self.snooper is not None
-            self.snooper.receive(message, port, self.now(), frame)
+            snooper = self.snooper
+            assert snooper is not None and self.plane is not None
+            now = self.now()
+            if self._early_ok and (type(message) is Report or type(message) is Leave) \
+                    and not snooper.actions_pending:
+                # A wake-up's first report or leave: its plain joins and fast leaves go to
+                # the data plane before the core's full processing (half the Python of it).
+                self._early_ok = False
+                joins, leaves = snooper.admit(message, port, now)
+                if joins or leaves:
+                    self._apply_now(port, joins, leaves)
+            snooper.receive(message, port, now, frame)
         except Exception:
             self.counters["errors.frame"] += 1
             log.exception("frame.error port=%s frame=%s", port, frame[:64].hex())
+
+    def _apply_now(self, port: str, joins: list[str], leaves: list[str]) -> None:
+        assert self.plane is not None
+        try:
+            self.plane.apply_now(port, joins, leaves)
+        except Exception:  # the core's own actions will try again
+            self.counters["errors.dataplane"] += 1
+            log.exception("dataplane.error")
 
     def _count_ip_anomalies(self, message: Message) -> None:
         if type(message) is Report or type(message) is Query:
@@ -300,6 +320,7 @@ class Daemon:
                 self.counters["errors.dataplane"] += 1
                 log.exception("dataplane.error")
         self._arm(snooper.next_deadline())
+        self._early_ok = True
 
     def _arm(self, deadline: float | None) -> None:
         if deadline == self._timer_at:

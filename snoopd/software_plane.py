@@ -288,6 +288,10 @@ class SoftwarePlane:
         self.table.flood_unregistered = set(ports)
         self.table.rebuild()
 
+    def apply_now(self, port: str, joins: list[str], leaves: list[str]) -> None:
+        """Kernel mode carries out admitted joins and leaves early; here the table is
+        rebuilt once per burst of actions (``apply``), which follows at once."""
+
     def apply(self, actions: Iterable[Action]) -> None:
         """Carry out actions in order; log lines last."""
         table = self.table

@@ -234,6 +234,31 @@ def test_install_replace_delete(sw: Switch) -> None:
 
 
 @pytest.mark.netns
+def test_install_any_source_is_apply_of_exclude_installs(sw: Switch) -> None:
+    """The join's hot path writes what ``apply(MdbOp.install(..., EXCLUDE))`` writes
+    (checked on the wire bytes and in the kernel) and reports errors the same way."""
+    from snoopd.adapters import mdb_msg as m
+    from snoopd.adapters.mdb_codec import encode_mdb_request
+
+    idx = ifindexes(sw)
+    op = MdbOp.install(idx["p1"], G1, FilterMode.EXCLUDE).encode(7, 42, 200)
+    fast = encode_mdb_request(m.RTM_NEWMDB, m.NLM_F_REQUEST | m.NLM_F_CREATE | m.NLM_F_REPLACE, 7, 42, idx["p1"],
+                              G1, group_mode=m.MCAST_EXCLUDE, rtprot=200)
+    assert fast == op
+    with NetlinkMdb("br0", netns=sw.name) as mdb:
+        assert mdb.install_any_source(idx["p1"], [G1, G2]) == []
+        assert mdb.install_any_source(idx["p1"], [G1]) == []  # a replace
+        shown = bridge_mdb(sw)
+        for g in (G1, G2):
+            e = entry(shown, "p1", g)
+            assert (e["state"], e["filter_mode"], e["protocol"], sources(e)) == ("permanent", "exclude", "200", set())
+        errors = mdb.install_any_source(idx["p2"], [G3, "192.0.2.1"])
+        assert [(e.op, e.errno) for e in errors] == [
+            (MdbOp.install(idx["p2"], "192.0.2.1", FilterMode.EXCLUDE), errno.EINVAL)]
+        assert entry(bridge_mdb(sw), "p2", G3)["filter_mode"] == "exclude"
+
+
+@pytest.mark.netns
 def test_errors_are_reported_per_op(sw: Switch) -> None:
     idx = ifindexes(sw)
     with NetlinkMdb("br0", netns=sw.name, chunk=2) as mdb:

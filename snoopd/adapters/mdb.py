@@ -54,6 +54,7 @@ RTPROT_NAMES = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static"}
 
 _MODE_TO_KERNEL = {FilterMode.EXCLUDE: m.MCAST_EXCLUDE, FilterMode.INCLUDE: m.MCAST_INCLUDE}
 _MODE_FROM_KERNEL = {v: k for k, v in _MODE_TO_KERNEL.items()}
+_INSTALL_FLAGS = m.NLM_F_REQUEST | m.NLM_F_CREATE | m.NLM_F_REPLACE  # what MdbOp.install encodes
 
 
 class MdbOpKind(Enum):
@@ -236,6 +237,26 @@ class NetlinkMdb:
         errors = [
             MdbError(op, err, message or os.strerror(err))
             for op, (err, message) in zip(ops, acks, strict=True)
+            if err
+        ]
+        if any(e.errno == errno.ENODEV for e in errors):
+            self._check_bridge()
+        return errors
+
+    def install_any_source(self, port_ifindex: int, groups: Sequence[str]) -> list[MdbError]:
+        """Install or replace (*,G) EXCLUDE {} entries of one port: ``apply`` of
+        ``MdbOp.install(port_ifindex, g, EXCLUDE)`` for each group, without the op
+        objects on the way in (the join's hot path); errors name such ops."""
+        sock, bridge, protocol = self._sock, self.bridge_ifindex, self.protocol
+        messages = []
+        for group in groups:
+            seq = sock.next_seq()
+            messages.append((seq, encode_mdb_request(m.RTM_NEWMDB, _INSTALL_FLAGS, seq, bridge, port_ifindex, group,
+                                                     group_mode=m.MCAST_EXCLUDE, rtprot=protocol)))
+        acks = sock.transact(messages, chunk=self.chunk)
+        errors = [
+            MdbError(MdbOp.install(port_ifindex, group, FilterMode.EXCLUDE), err, message or os.strerror(err))
+            for group, (err, message) in zip(groups, acks, strict=True)
             if err
         ]
         if any(e.errno == errno.ENODEV for e in errors):

@@ -20,6 +20,7 @@ from snoopd.core.actions import (
     SetRouterPort,
 )
 from snoopd.core.membership import (
+    ANY_SOURCE,
     EXCLUDE,
     NO_SOURCES,
     STOPPED,
@@ -46,6 +47,7 @@ _ALLOW = RecordType.ALLOW_NEW_SOURCES
 _IS_IN = RecordType.MODE_IS_INCLUDE
 DVMRP_NEIGHBOR_TIMEOUT = 35.0
 _REPORT_COUNTER = {1: "rx.report.v1", 2: "rx.report.v2", 3: "rx.report.v3"}
+_NO_PORTS: dict[str, PortGroup] = {}
 
 
 def is_link_local(group: str) -> bool:
@@ -108,6 +110,61 @@ class Snooper:
             self._on_router_hello(message, port, now)
         if frame:
             self._forward_control(message, port, frame)
+
+    def admit(self, message: Message, port: str, now: float) -> tuple[list[str], list[str]]:
+        """What ``receive(message, port, now)`` is certain to do first to the data plane
+        for some groups of ``port``: (groups it installs as EXCLUDE {}, groups it
+        removes). The data plane may do that before ``receive`` runs, which does the
+        rest (timers, hosts, the forwarded report) and confirms each one with that
+        same first action. Pure: nothing changes.
+
+        Only the obvious cases count, each decided by the group's first record in the
+        message, on a known, up port:
+        - a new any-source join (IS_EX/TO_EX {} or a v1/v2 report) of a routable group
+          with no state on the port, when the message cannot reach the group limit;
+        - a fast leave (TO_IN {} or a v2 Leave) of a plain any-source membership (no
+          static part, not in IGMPv1 compatibility) by its port's last active host.
+        """
+        joins: list[str] = []
+        leaves: list[str] = []
+        state = self._ports.get(port)
+        if state is None or not state.up:
+            return joins, leaves
+        groups = self._groups
+        if type(message) is Leave:
+            if self._fast_leaves(groups.get(message.group, _NO_PORTS).get(port), message.source, now):
+                leaves.append(message.group)
+            return joins, leaves
+        if type(message) is not Report:
+            return joins, leaves
+        records = message.records
+        room = len(self._groups) + self._source_entries + len(records) + sum(len(r.sources) for r in records) \
+            < self.settings.max_groups
+        seen: set[str] = set()
+        for record in records:
+            group = record.group
+            if group in seen:
+                continue
+            seen.add(group)
+            if record.sources or group.startswith("224.0.0."):
+                continue
+            rtype = record.record_type
+            pg = groups.get(group, _NO_PORTS).get(port)
+            if rtype is _IS_EX or rtype is _TO_EX:
+                if pg is None and room:
+                    joins.append(group)
+            elif rtype is _TO_IN and self._fast_leaves(pg, message.source, now):
+                leaves.append(group)
+        return joins, leaves
+
+    def _fast_leaves(self, pg: PortGroup | None, host: str, now: float) -> bool:
+        """Would a TO_IN {} from ``host`` prune ``pg`` at once (see ``_apply_record``)?"""
+        if (pg is None or pg.installed != ANY_SOURCE or pg.mode is not EXCLUDE or pg.sources
+                or pg.static_any or pg.static_sources or pg.compat(now) == 1
+                or not self.port_settings(pg.port).fast_leave):
+            return False
+        gmi = max(self.settings.timers.membership_interval, self._learned_gmi)
+        return not any(h != host and (s.version < 3 or s.last_seen_at + gmi > now) for h, s in pg.hosts.items())
 
     def port_changed(self, port: str, now: float, *, up: bool, present: bool = True) -> None:
         """A bridge port appeared, went up or down, or was removed."""
@@ -211,6 +268,11 @@ class Snooper:
 
     def next_deadline(self) -> float | None:
         return self._timers.next_deadline()
+
+    @property
+    def actions_pending(self) -> bool:
+        """Actions wait to be taken (``admit`` answers for an empty queue)."""
+        return bool(self._actions)
 
     def take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
