@@ -205,7 +205,7 @@ class KernelPlane:
                 if group not in failed:
                     self._early[(ifindex, group)] = True
                     self._installed.add((ifindex, group))
-            self._early_failed("install", len(joins), errors)
+            self._count_early("install", len(joins), errors)
         if leaves:
             errors = self.mdb.apply([MdbOp.remove(ifindex, group) for group in leaves])
             failed = {error.op.group for error in errors}
@@ -213,9 +213,9 @@ class KernelPlane:
                 if group not in failed:
                     self._early[(ifindex, group)] = False
                     self._installed.discard((ifindex, group))
-            self._early_failed("remove", len(leaves), errors)
+            self._count_early("remove", len(leaves), errors)
 
-    def _early_failed(self, what: str, count: int, errors: list[MdbError]) -> None:
+    def _count_early(self, what: str, count: int, errors: list[MdbError]) -> None:
         self.counters[f"mdb.early_{what}s"] += count - len(errors)
         if errors:  # the confirming action carries it out the ordinary way
             self.counters["mdb.failures"] += len(errors)
