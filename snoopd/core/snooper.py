@@ -163,8 +163,7 @@ class Snooper:
                 or pg.static_any or pg.static_sources or pg.compat(now) == 1
                 or not self.port_settings(pg.port).fast_leave):
             return False
-        gmi = max(self.settings.timers.membership_interval, self._learned_gmi)
-        return not any(h != host and (s.version < 3 or s.last_seen_at + gmi > now) for h, s in pg.hosts.items())
+        return not self._active_hosts(pg, now, besides=host)
 
     def port_changed(self, port: str, now: float, *, up: bool, present: bool = True) -> None:
         """A bridge port appeared, went up or down, or was removed."""
@@ -413,12 +412,13 @@ class Snooper:
             self._queries.request(pg, request, now)
         self._sync(pg)
 
-    def _active_hosts(self, pg: PortGroup, now: float) -> list[str]:
-        """Hosts still interested. IGMPv3 hosts never suppress reports, so one not
-        heard for a membership interval is gone; v1/v2 hosts suppress theirs (RFC 2236
-        §3), so they are only forgotten by their own leave or with the group."""
+    def _active_hosts(self, pg: PortGroup, now: float, besides: str | None = None) -> list[str]:
+        """Hosts still interested (other than ``besides``). IGMPv3 hosts never suppress
+        reports, so one not heard for a membership interval is gone; v1/v2 hosts
+        suppress theirs (RFC 2236 §3), so they are only forgotten by their own leave or
+        with the group."""
         gmi = max(self.settings.timers.membership_interval, self._learned_gmi)
-        return [h for h, s in pg.hosts.items() if s.version < 3 or s.last_seen_at + gmi > now]
+        return [h for h, s in pg.hosts.items() if h != besides and (s.version < 3 or s.last_seen_at + gmi > now)]
 
     def _on_query(self, query: Query, port: str, now: float) -> None:
         self.counters[f"rx.query.v{query.version}"] += 1
