@@ -34,18 +34,49 @@ pair inside their namespace addressed from 198.51.100.0/24, which never leaves i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
+
+import pytest
 
 from tests.lab import REPO, KernelQuerier, Lab, LabError, Process, Router, Switch, skip_or_fail, wait_until
 
 PEERS_DIR = Path(os.environ.get("SNOOPD_PEERS_DIR", REPO / ".lab" / "peers"))
 FRR_DIR = Path("/usr/lib/frr")
 GROUP_RE = re.compile(r"\b(2(?:2[4-9]|3\d)\.\d{1,3}\.\d{1,3}\.\d{1,3})\b")
+
+
+# MRT_INIT from linux/mroute.h; ENOPROTOOPT when the kernel is built without CONFIG_IP_MROUTE.
+MRT_INIT = 200
+_MRT_PROBE = ("import errno, socket, sys\n"
+              "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)\n"
+              "try:\n"
+              f"    s.setsockopt(socket.IPPROTO_IP, {MRT_INIT}, 1)\n"
+              "except OSError as e:\n"
+              "    sys.exit(3 if e.errno == errno.ENOPROTOOPT else 4)\n")
+
+
+@functools.cache
+def kernel_multicast_routing() -> str | None:
+    """None if this kernel can route multicast (MRT_INIT works), else why not.
+
+    Probed in a throwaway network namespace (``unshare --net``), so the machine's own
+    namespace never gets a multicast routing table."""
+    probe = subprocess.run(["unshare", "--net", sys.executable, "-c", _MRT_PROBE],
+                           capture_output=True, text=True, timeout=20)
+    if probe.returncode == 3:
+        return ("this kernel has no IPv4 multicast routing (CONFIG_IP_MROUTE is not set: "
+                "MRT_INIT fails with ENOPROTOOPT), which every multicast router needs")
+    if probe.returncode != 0:
+        raise LabError(f"multicast routing probe failed ({probe.returncode}): {probe.stderr.strip()}")
+    return None
 
 
 def find_binary(name: str, *candidates: Path) -> Path | None:
@@ -68,6 +99,8 @@ class Peer:
     namespace (and so its switch port)."""
 
     kind: ClassVar[str] = ""
+    # A multicast router opens the kernel's multicast routing socket (MRT_INIT) to run at all.
+    multicast_router: ClassVar[bool] = True
     # Measured defaults (see peers.md); a test waits at most a little longer than this for a query.
     first_good_query_within: ClassVar[float] = 5.0
 
@@ -139,6 +172,7 @@ class KernelQuerierPeer(Peer):
     """The kernel bridge querier in a router namespace (v3 by default, from ``address``)."""
 
     kind = "kernel"
+    multicast_router = False
     first_good_query_within = 2.0
 
     def make_router(self, lab: Lab, name: str, port_name: str, addr: str, switch: Switch | None) -> Router:
@@ -342,9 +376,13 @@ def available(kind: str) -> str | None:
 
 
 def require_peer(kind: str) -> None:
-    """Skip the calling test if ``kind`` is missing (fail instead under SNOOPD_REQUIRE_LAB=1)."""
+    """Skip the calling test if ``kind`` is missing (fail instead under SNOOPD_REQUIRE_LAB=1),
+    or if it is a multicast router and this kernel cannot route multicast: a fact of the
+    machine, not of its installs, so always a skip, whose reason pytest -rs prints."""
     if (reason := available(kind)) is not None:
         skip_or_fail(f"peer {kind}: {reason}")
+    if PEERS[kind].multicast_router and (reason := kernel_multicast_routing()) is not None:
+        pytest.skip(f"blocked on this machine: peer {kind}: {reason}")
 
 
 def start_peer(lab: Lab, kind: str, name: str | None = None, port_name: str = "pr", addr: str = "192.0.2.200",
