@@ -228,7 +228,6 @@ class Daemon:
                 log.debug("malformed port=%s reason=%s %s", port, message.reason.value, message.detail)
                 return
             assert not isinstance(message, Malformed)
-            self._count_ip_anomalies(message)
             snooper = self.snooper
             assert snooper is not None and self.plane is not None
             now = self.now()
@@ -240,6 +239,7 @@ class Daemon:
                 joins, leaves = snooper.admit(message, port, now)
                 if joins or leaves:
                     self._apply_now(port, joins, leaves)
+            self._count_ip_anomalies(message)
             snooper.receive(message, port, now, frame)
         except Exception:
             self.counters["errors.frame"] += 1

@@ -22,6 +22,7 @@ from snoopd.adapters import mdb_msg as m
 from snoopd.adapters.bridge import BridgeGone, NotABridge
 from snoopd.adapters.mdb import MdbOp, MdbOpKind, NetlinkMdb, mdb_entries_to_json
 from snoopd.adapters.mdb_codec import RouterPortInfo, decode_mdb_dump
+from snoopd.adapters.rtnl import NLM_F_ACK
 from snoopd.core.actions import FilterMode
 from tests.lab import Lab, Switch, lab_session, run, wait_until
 
@@ -247,7 +248,22 @@ def test_install_any_source_is_apply_of_exclude_installs(sw: Switch) -> None:
     assert fast == op
     with NetlinkMdb("br0", netns=sw.name) as mdb:
         assert mdb.install_any_source(idx["p1"], [G1, G2]) == []
-        assert mdb.install_any_source(idx["p1"], [G1]) == []  # a replace
+        # One group goes out from a template: the same bytes as the op, asking for an ack.
+        sent: list[tuple[bytes, int]] = []
+        real = mdb._sock.transact_one
+
+        def spy(message: bytes | bytearray, seq: int) -> tuple[int, str]:
+            sent.append((bytes(message), seq))
+            return real(message, seq)
+
+        mdb._sock.transact_one = spy  # type: ignore[method-assign]
+        for _ in range(2):
+            assert mdb.install_any_source(idx["p1"], [G1]) == []  # a replace
+        for message, seq in sent:
+            expected = bytearray(MdbOp.install(idx["p1"], G1, FilterMode.EXCLUDE).encode(seq, mdb.bridge_ifindex, 200))
+            expected[6] |= NLM_F_ACK  # nlmsg_flags, low byte (x86: little-endian)
+            assert message == bytes(expected)
+        assert len(sent) == 2 and sent[0][1] != sent[1][1]
         shown = bridge_mdb(sw)
         for g in (G1, G2):
             e = entry(shown, "p1", g)
@@ -397,3 +413,19 @@ def test_forwarding_follows_include_and_exclude(lab: Lab, igmp_version: int) -> 
         for stream in streams:
             stream.stop()
         assert mdb.flush_own() == []
+
+
+def test_a_missing_answer_times_out_in_the_kernel_not_in_python() -> None:
+    """The netlink socket stays blocking for Python (no poll before each send and recv);
+    SO_RCVTIMEO bounds a wait for an answer that never comes."""
+    from snoopd.adapters.rtnl import RtnlSocket
+
+    sock = RtnlSocket(timeout=0.05)
+    try:
+        assert sock.sock.gettimeout() is None
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="within 0.05 s"):
+            sock._receive()  # nothing was asked
+        assert 0.04 <= time.monotonic() - started < 2.0
+    finally:
+        sock.close()

@@ -43,6 +43,10 @@ _BR_PORT_MSG = struct.Struct("=B3xI")
 # __be16: packed natively after socket.htons)
 _HEAD = struct.Struct("=IHHII B3xI HH IBBH16sH2x")
 _SET_ENTRY_NLA = (4 + BR_MDB_ENTRY_SIZE, MDBA_SET_ENTRY)
+# Where a request from encode_mdb_request keeps its sequence number and (IPv4) group, for
+# callers that fill in a template.
+SEQ_OFFSET = 8
+GROUP_OFFSET = struct.calcsize("=IHHII B3xI HH IBBH")
 
 
 def _nla(nla_type: int, payload: bytes) -> bytes:

@@ -33,6 +33,7 @@ _NLMSGHDR = struct.Struct("=IHHII")
 _ERR = struct.Struct("=i")
 _FLAGS = struct.Struct("=H")
 _NLA_HDR = struct.Struct("=HH")
+_TIMEVAL = struct.Struct("@ll")  # struct timeval {time_t tv_sec; suseconds_t tv_usec;}
 
 Ack = tuple[int, str]
 """(errno, kernel extack message); errno 0 is success."""
@@ -79,7 +80,14 @@ class RtnlSocket:
                     self.sock.setsockopt(socket.SOL_SOCKET, force, bufsize)
                 except PermissionError:
                     self.sock.setsockopt(socket.SOL_SOCKET, plain, bufsize)
-            self.sock.settimeout(timeout)  # the kernel answers at once; never hang the daemon
+            # The kernel answers at once; a timeout only keeps a lost answer from hanging the
+            # daemon. It is the kernel's (SO_RCVTIMEO/SO_SNDTIMEO) and the socket stays
+            # blocking for Python: a Python-level timeout polls before every send and recv,
+            # two system calls more per request (tens of microseconds on a join's path).
+            limit = _TIMEVAL.pack(int(timeout), int(timeout % 1 * 1e6))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+            self.timeout = timeout
         except BaseException:
             self.sock.close()
             raise
@@ -94,8 +102,20 @@ class RtnlSocket:
         return self._seq
 
     def _receive(self) -> memoryview:
-        n = self.sock.recv_into(self._buf)
+        try:
+            n = self.sock.recv_into(self._buf)
+        except BlockingIOError:  # SO_RCVTIMEO ran out
+            raise TimeoutError(f"no answer from the kernel within {self.timeout:g} s") from None
         return memoryview(self._buf)[:n]
+
+    def transact_one(self, message: bytes | bytearray, seq: int) -> Ack:
+        """Send one message that asks for an ack (NLM_F_ACK) and return the ack: ``transact``
+        of one message, with nothing between the caller and the send."""
+        self.sock.send(message)
+        while True:
+            for rseq, ack in self._acks(self._receive()):
+                if rseq == seq:
+                    return ack
 
     def transact(self, messages: Sequence[tuple[int, bytes]], *, chunk: int = 512) -> list[Ack]:
         """Send pre-encoded ``(seq, message)`` pairs, ``chunk`` per ``send``; return one
