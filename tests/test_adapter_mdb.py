@@ -424,7 +424,7 @@ def test_a_missing_answer_times_out_in_the_kernel_not_in_python() -> None:
     try:
         assert sock.sock.gettimeout() is None
         started = time.monotonic()
-        with pytest.raises(TimeoutError, match="within 0.05 s"):
+        with pytest.raises(TimeoutError, match=r"within 0\.05 s"):
             sock._receive()  # nothing was asked
         assert 0.04 <= time.monotonic() - started < 2.0
     finally:
