@@ -52,6 +52,12 @@ Figures (snoopd = the daemon; kernel = snoopd stopped, the bridge's own querier 
    kernel MDB. Kernel: the same load learnt by the bridge itself (``kernel_ingest_capture_drops``
    = offered groups missing from its MDB).
 
+6. machine: just before 1, with the stream running, a process idle 100 ms is woken 30 times
+   through a pipe written from CPU 0, on CPU 1 (where the daemon runs: ``wake_other_cpu_ms``)
+   and on CPU 0 (``wake_same_cpu_ms``), p50. On this VM an idle vCPU is woken by the
+   hypervisor: that time is part of every join and leave figure of any daemon (the kernel
+   bridge has none: it runs in the receiving CPU's softirq), and it moves with the host.
+
 snoopd config for 1, 2, 4, 5 (timers at their defaults): ``max_groups = 65536`` (for the
 40,800 groups of 5), ``[querier] startup_wait = 0``, ``fast_leave = true`` on p1 and p2; log
 level info (the default), JSON lines. Kernel for 1, 2, 4, 5: ``mcast_querier 1`` with query
@@ -105,6 +111,8 @@ APPLY_BASE = 0xEF780000  # 239.120.0.0
 UNREGISTERED = "239.99.0.1"
 RTPROT_SNOOPD = 200
 RTPROT_KERNEL = 2
+WAKE_SAMPLES = 30
+WAKE_GAP_S = 0.1  # about the idle time before each join of the join loop
 
 HELPER_C = r"""
 /* snbk-helper: traffic tools for scripts/bench_kernel.py (one binary, four commands).
@@ -123,6 +131,8 @@ HELPER_C = r"""
  *                            NGROUPS consecutive groups from GROUP0), AF_PACKET sendmmsg,
  *                            RATE reports/s (0: flat out), from CLOCK_REALTIME START_AT.
  *   mdbmon                   RTNLGRP_MDB listener; stdin: "count", "dump", "clear".
+ *   wake N GAP_S CPU_A CPU_B a process on CPU_A writes to a pipe every GAP_S s, one on
+ *                            CPU_B wakes from read(); prints the N wake-up times (s).
  * Times are CLOCK_REALTIME seconds (the clock of SO_TIMESTAMPNS).
  */
 #define _GNU_SOURCE
@@ -136,6 +146,7 @@ HELPER_C = r"""
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +154,7 @@ HELPER_C = r"""
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -536,8 +548,42 @@ static int cmd_mdbmon(void) {
     }
 }
 
+/* How long an idle process takes to wake up: the machine's share of any daemon's reply. */
+static int cmd_wake(int argc, char **argv) {
+    if (argc < 6) return 2;
+    int n = atoi(argv[2]), cpu_a = atoi(argv[4]), cpu_b = atoi(argv[5]);
+    double gap = atof(argv[3]);
+    int there[2], back[2];
+    if (pipe(there) || pipe(back)) return 1;
+    pid_t child = fork();
+    if (child < 0) return 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(child == 0 ? cpu_b : cpu_a, &set);
+    sched_setaffinity(0, sizeof set, &set);
+    if (child == 0) {
+        for (int i = 0; i < n; i++) {
+            double sent;
+            if (read(there[0], &sent, sizeof sent) != sizeof sent) _exit(1);
+            double took = now_mono() - sent;
+            if (write(back[1], &took, sizeof took) != sizeof took) _exit(1);
+        }
+        _exit(0);
+    }
+    for (int i = 0; i < n; i++) {
+        sleep_until_mono(now_mono() + gap);
+        double sent = now_mono(), took;
+        if (write(there[1], &sent, sizeof sent) != sizeof sent) return 1;
+        if (read(back[0], &took, sizeof took) != sizeof took) return 1;
+        printf("%.9f\n", took);
+    }
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
+    if (!strcmp(argv[1], "wake")) return cmd_wake(argc, argv);
     if (!strcmp(argv[1], "send")) return cmd_send(argc, argv);
     if (!strcmp(argv[1], "watch")) return cmd_watch(argc, argv);
     if (!strcmp(argv[1], "blast")) return cmd_blast(argc, argv);
@@ -565,6 +611,15 @@ def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def wake_up_ms(binary: str, cpu_a: int, cpu_b: int, n: int = WAKE_SAMPLES, gap: float = WAKE_GAP_S) -> float:
+    """p50 time for a process idle ``gap`` s on ``cpu_b`` to wake up on a pipe written
+    from ``cpu_a``: the machine's own share of any daemon's reply (a vCPU that halted
+    is woken by the hypervisor)."""
+    out = subprocess.run([binary, "wake", str(n), str(gap), str(cpu_a), str(cpu_b)], capture_output=True,
+                         text=True, timeout=n * gap + 30, check=True).stdout
+    return pct([float(x) * 1e3 for x in out.split()], 50)
 
 
 def ip_int(address: str) -> int:
@@ -1100,6 +1155,9 @@ class Bench:
         self.sender.cmd("x")
         # 1 and 2: join and fast leave
         self.sender.cmd(f"r {STREAM_PPS}")
+        if _PIN:  # the machine's share of a join at this moment (the stream running)
+            f["wake_other_cpu_ms"] = round(wake_up_ms(self.binary, 0, 1), 3)
+            f["wake_same_cpu_ms"] = round(wake_up_ms(self.binary, 0, 0), 3)
         with Profile(self.profile_dir, "join-leave", d.process.pid):
             v3 = join_leave(self.sender, self.w3, [f"239.10.0.{i + 1}" for i in range(JOIN_GROUPS)], self.mon,
                             self.ifindex["p1"])
@@ -1349,6 +1407,10 @@ def rows_for(f: dict[str, float], notes: list[str]) -> list[tuple[str, str, str,
     rows.append(("stream at the host: largest gap between frames per group, p50 / p99 (ms; the resolution)",
                  f"{num('stream_gap_p50_ms', '')} / {num('stream_gap_p99_ms', '')}",
                  f"{num('kernel_stream_gap_p50_ms', '')} / {num('kernel_stream_gap_p99_ms', '')}", "-"))
+    rows.append((f"machine: a process idle {WAKE_GAP_S * 1e3:g} ms wakes on a pipe written from CPU 0 (the tools'), "
+                 "p50 (ms): on CPU 1 (the daemon's) / on CPU 0",
+                 f"{num('wake_other_cpu_ms', '')} / {num('wake_same_cpu_ms', '')}",
+                 "n/a (it runs in the receiving CPU's softirq: no wake-up)", "-"))
     rows.append(("join breakdown, p50 (ms): report on the wire -> RTM_NEWMDB seen + RTM_NEWMDB -> first data",
                  f"{num('join_report_to_mdb_p50_ms', '')} + {num('join_mdb_to_data_p50_ms', '')}",
                  f"{num('kernel_join_report_to_mdb_p50_ms', '')} + {num('kernel_join_mdb_to_data_p50_ms', '')}",
