@@ -23,7 +23,8 @@ Figures (snoopd = the daemon; kernel = snoopd stopped, the bridge's own querier 
    join call (``join_call_*``, IGMPv3). p50/p99 by nearest rank (the p99 of 50 is the worst).
    ``join_report_to_mdb`` / ``join_mdb_to_data``: the same split at the RTM_NEWMDB the listener
    saw; ``stream_gap``: the largest gap between two frames at the host per group (the stream's
-   regularity, so the resolution of 1 and 2 on a busy machine).
+   regularity, so the resolution of 1 and 2 on a busy machine); ``join_sender_stalls``: times
+   the sender found itself over 1 ms behind its schedule during the loop.
 2. fast leave: fast-leave on p1 and p2; 20 ms after each first frame above, the host leaves;
    from its leave on the wire (v2 Leave from h2, v3 TO_IN{} from h3) to the last data frame on
    eth0 (over when 50 ms pass without one; 0 = before the next frame was due).
@@ -119,7 +120,8 @@ HELPER_C = r"""
  *
  *   send IFNAME RATE         paced UDP (sendmmsg) to one group at a time; stdin commands:
  *                            "g GROUP" (switch, answers "ok"), "r RATE", "x" (pause),
- *                            "s" (answers "sent N errors E").
+ *                            "s" (answers "sent N errors E stalls S": S counts the times
+ *                            it found over 1 ms of frames due at once, i.e. it was held up).
  *   watch IFNAME             AF_PACKET/ETH_P_ALL on IFNAME with SO_TIMESTAMPNS; joins and
  *                            leaves through the kernel; stdin commands: "join G", "leave G"
  *                            (answer the call time), "get G" (call/report/data times, counts,
@@ -214,7 +216,7 @@ static int cmd_send(int argc, char **argv) {
         msgs[i].msg_hdr.msg_iov = &iov[i]; msgs[i].msg_hdr.msg_iovlen = 1;
         msgs[i].msg_hdr.msg_name = &to; msgs[i].msg_hdr.msg_namelen = sizeof to;
     }
-    int active = 0; long sent = 0, errors = 0, since = 0; double t0 = 0, checked = 0;
+    int active = 0; long sent = 0, errors = 0, since = 0, stalls = 0; double t0 = 0, checked = 0;
     char line[128];
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (;;) {
@@ -230,7 +232,7 @@ static int cmd_send(int argc, char **argv) {
                 } else if (line[0] == 'x') {
                     active = 0; printf("ok\n");
                 } else if (line[0] == 's') {
-                    printf("sent %ld errors %ld\n", sent, errors);
+                    printf("sent %ld errors %ld stalls %ld\n", sent, errors, stalls);
                 }
                 if (!active) continue;
                 break;
@@ -240,6 +242,7 @@ static int cmd_send(int argc, char **argv) {
         }
         long due = (long)((now - t0) * rate) + 1 - since;
         if (due <= 0) { sleep_until_mono(t0 + since / rate); continue; }
+        if (due > rate / 1000) stalls++;  /* over 1 ms of frames due at once: we were held up */
         if (due > BATCH) due = BATCH;
         for (int i = 0; i < due; i++) memcpy(payload[i], &sent, sizeof sent);
         int n = sendmmsg(fd, msgs, (unsigned)due, 0);
@@ -727,6 +730,10 @@ class Sender(Tool):
     def sent(self) -> int:
         return int(self.cmd("s").split()[1])
 
+    def stalls(self) -> int:
+        """Times the sender was held up for over 1 ms (each can delay one join or leave figure)."""
+        return int(self.cmd("s").split()[5])
+
 
 @dataclass
 class MdbEvent:
@@ -1158,12 +1165,14 @@ class Bench:
         if _PIN:  # the machine's share of a join at this moment (the stream running)
             f["wake_other_cpu_ms"] = round(wake_up_ms(self.binary, 0, 1), 3)
             f["wake_same_cpu_ms"] = round(wake_up_ms(self.binary, 0, 0), 3)
+        stalls = self.sender.stalls()
         with Profile(self.profile_dir, "join-leave", d.process.pid):
             v3 = join_leave(self.sender, self.w3, [f"239.10.0.{i + 1}" for i in range(JOIN_GROUPS)], self.mon,
                             self.ifindex["p1"])
             v2 = join_leave(self.sender, self.w2, [f"239.10.1.{i + 1}" for i in range(JOIN_GROUPS)], self.mon,
                             self.ifindex["p2"])
         f.update(summarize_joins("", v3, v2))
+        f["join_sender_stalls"] = self.sender.stalls() - stalls
         # 4. 10k install from reports, removal on stop: this daemon, then fresh ones
         with Profile(self.profile_dir, "install-10k", d.process.pid):
             runs = [self.snoopd_install_remove(d, stop=False)]
@@ -1280,11 +1289,13 @@ class Bench:
         wait_pruned(self.w3, UNREGISTERED)
         self.sender.cmd("x")
         self.sender.cmd(f"r {STREAM_PPS}")
+        stalls = self.sender.stalls()
         v3 = join_leave(self.sender, self.w3, [f"239.20.0.{i + 1}" for i in range(JOIN_GROUPS)], self.mon,
                         self.ifindex["p1"])
         v2 = join_leave(self.sender, self.w2, [f"239.20.1.{i + 1}" for i in range(JOIN_GROUPS)], self.mon,
                         self.ifindex["p2"])
         f.update(summarize_joins("kernel_", v3, v2))
+        f["kernel_join_sender_stalls"] = self.sender.stalls() - stalls
         # 4. the kernel learning the same 10k, then its flush (snooping off)
         f.update(median_of([self.kernel_install_remove() for _ in range(INSTALL_RUNS)]))
         # 5. the kernel's own learning at the same load
@@ -1407,6 +1418,9 @@ def rows_for(f: dict[str, float], notes: list[str]) -> list[tuple[str, str, str,
     rows.append(("stream at the host: largest gap between frames per group, p50 / p99 (ms; the resolution)",
                  f"{num('stream_gap_p50_ms', '')} / {num('stream_gap_p99_ms', '')}",
                  f"{num('kernel_stream_gap_p50_ms', '')} / {num('kernel_stream_gap_p99_ms', '')}", "-"))
+    rows.append(("stream sender held up for over 1 ms during the join/leave loop (each time can delay one "
+                 "join or leave figure)", f"{num('join_sender_stalls', 'times')}",
+                 f"{num('kernel_join_sender_stalls', 'times')}", "-"))
     rows.append((f"machine: a process idle {WAKE_GAP_S * 1e3:g} ms wakes on a pipe written from CPU 0 (the tools'), "
                  "p50 (ms): on CPU 1 (the daemon's) / on CPU 0",
                  f"{num('wake_other_cpu_ms', '')} / {num('wake_same_cpu_ms', '')}",
