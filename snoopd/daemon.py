@@ -24,6 +24,7 @@ from snoopd.core.actions import Action
 from snoopd.core.messages import Leave, Malformed, Message, Query, Report
 from snoopd.core.snooper import Snooper
 from snoopd.wire import decode
+from snoopd.wire.peek import peek_membership
 
 log = logging.getLogger(__name__)
 HEALTH_CHECK_INTERVAL = 5.0  # seconds between checks that the kernel still snoops
@@ -222,19 +223,26 @@ class Daemon:
     def _on_frame(self, port: str, frame: bytes, vlan: int | None) -> None:
         """One captured frame: the boundary that keeps one bad frame from the rest."""
         try:
+            snooper = self.snooper
+            assert snooper is not None and self.plane is not None
+            now = self.now()
+            early = self._early_ok and not snooper.actions_pending
+            if early and (peeked := peek_membership(frame)) is not None:
+                # A wake-up's first join or leave, in the form nearly all take: the data
+                # plane hears of it before the frame is even decoded.
+                early = self._early_ok = False
+                join, group, host = peeked
+                if snooper.admit_membership(join, group, host, port, now):
+                    self._apply_now(port, [group] if join else [], [] if join else [group])
             message = decode(frame, require_router_alert=self.config.require_router_alert)
             if type(message) is Malformed:
                 self.counters[f"malformed.{message.reason.value}"] += 1
                 log.debug("malformed port=%s reason=%s %s", port, message.reason.value, message.detail)
                 return
             assert not isinstance(message, Malformed)
-            snooper = self.snooper
-            assert snooper is not None and self.plane is not None
-            now = self.now()
-            if self._early_ok and (type(message) is Report or type(message) is Leave) \
-                    and not snooper.actions_pending:
-                # A wake-up's first report or leave: its plain joins and fast leaves go to
-                # the data plane before the core's full processing (half the Python of it).
+            if early and (type(message) is Report or type(message) is Leave):
+                # Any other first report or leave: its plain joins and fast leaves go to the
+                # data plane before the core's full processing (half the Python of it).
                 self._early_ok = False
                 joins, leaves = snooper.admit(message, port, now)
                 if joins or leaves:

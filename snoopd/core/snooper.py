@@ -130,9 +130,8 @@ class Snooper:
         state = self._ports.get(port)
         if state is None or not state.up:
             return joins, leaves
-        groups = self._groups
         if type(message) is Leave:
-            if self._fast_leaves(groups.get(message.group, _NO_PORTS).get(port), message.source, now):
+            if self._admits(False, message.group, message.source, port, now, True):
                 leaves.append(message.group)
             return joins, leaves
         if type(message) is not Report:
@@ -149,13 +148,31 @@ class Snooper:
             if record.sources or group.startswith("224.0.0."):
                 continue
             rtype = record.record_type
-            pg = groups.get(group, _NO_PORTS).get(port)
             if rtype is _IS_EX or rtype is _TO_EX:
-                if pg is None and room:
+                if self._admits(True, group, message.source, port, now, room):
                     joins.append(group)
-            elif rtype is _TO_IN and self._fast_leaves(pg, message.source, now):
+            elif rtype is _TO_IN and self._admits(False, group, message.source, port, now, room):
                 leaves.append(group)
         return joins, leaves
+
+    def admit_membership(self, join: bool, group: str, host: str, port: str, now: float) -> bool:
+        """``admit`` of a message that is one any-source join (an IGMPv2 report, an IGMPv3
+        report of one IS_EX {} or TO_EX {} record) or leave (an IGMPv2 leave, an IGMPv3
+        report of one TO_IN {} record) of ``group`` by ``host``, as ``wire.peek_membership``
+        names it, without the message: True if ``admit`` would name ``group``. Pure."""
+        state = self._ports.get(port)
+        if state is None or not state.up or group.startswith("224.0.0."):
+            return False
+        room = len(self._groups) + self._source_entries + 1 < self.settings.max_groups
+        return self._admits(join, group, host, port, now, room)
+
+    def _admits(self, join: bool, group: str, host: str, port: str, now: float, room: bool) -> bool:
+        """One any-source join or leave of ``admit``: a join of a group with no state on the
+        port (while there is room), a leave that prunes the port at once."""
+        pg = self._groups.get(group, _NO_PORTS).get(port)
+        if join:
+            return pg is None and room
+        return self._fast_leaves(pg, host, now)
 
     def _fast_leaves(self, pg: PortGroup | None, host: str, now: float) -> bool:
         """Would a TO_IN {} from ``host`` prune ``pg`` at once (see ``_apply_record``)?"""
