@@ -21,7 +21,7 @@ from snoopd.wire.codes import inet_checksum
 from snoopd.wire.peek import peek_membership
 
 from .test_core_properties import as_peeked
-from .test_wire_properties import ipv4_frame, mutations, with_checksum
+from .test_wire_properties import ipv4_frame, mutate, mutations, with_checksum
 from .wire_frames import GOLDEN
 
 
@@ -119,17 +119,7 @@ def test_arbitrary_bytes_are_never_misread(frame: bytes) -> None:
        fix_checksums=st.booleans())
 def test_mutated_common_forms_are_never_misread(kind: int, record_type: int, group: bytes,
                                                 edits: list[tuple[str, int, int]], fix_checksums: bool) -> None:
-    frame = bytearray(common_frame(kind, group, record_type))
-    for operation, position, value in edits:
-        position %= len(frame) + 1
-        if operation == "flip" and position < len(frame):
-            frame[position] ^= value
-        elif operation == "truncate":
-            del frame[position:]
-        elif operation == "insert":
-            frame[position:position] = bytes([value])
-        elif operation == "delete":
-            del frame[position : position + value]
+    frame = mutate(common_frame(kind, group, record_type), edits)
     if fix_checksums and len(frame) >= 54:  # reach past the checksums with the mutation
         fix_ip_checksum(frame)
         end = 14 + min(int.from_bytes(frame[16:18], "big"), len(frame) - 14)

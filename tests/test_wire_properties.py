@@ -198,15 +198,9 @@ mutations = st.lists(
 )
 
 
-@given(
-    golden=st.sampled_from(GOLDEN),
-    edits=mutations,
-    fix_checksums=st.booleans(),
-)
-def test_decode_never_raises_on_mutated_golden_frames(
-    golden: Golden, edits: list[tuple[str, int, int]], fix_checksums: bool
-) -> None:
-    frame = bytearray(golden.frame)
+def mutate(original: bytes, edits: list[tuple[str, int, int]]) -> bytearray:
+    """``original`` with ``edits`` (from ``mutations``) applied in order."""
+    frame = bytearray(original)
     for operation, position, value in edits:
         position %= len(frame) + 1
         if operation == "flip" and position < len(frame):
@@ -217,6 +211,18 @@ def test_decode_never_raises_on_mutated_golden_frames(
             frame[position:position] = bytes([value])
         elif operation == "delete":
             del frame[position : position + value]
+    return frame
+
+
+@given(
+    golden=st.sampled_from(GOLDEN),
+    edits=mutations,
+    fix_checksums=st.booleans(),
+)
+def test_decode_never_raises_on_mutated_golden_frames(
+    golden: Golden, edits: list[tuple[str, int, int]], fix_checksums: bool
+) -> None:
+    frame = mutate(golden.frame, edits)
     if fix_checksums and len(frame) >= 34 and frame[12:14] == b"\x08\x00":
         # Make the mutation reach the IGMP parser: repair both checksums.
         header_length = max((frame[14] & 0x0F) * 4, 20)

@@ -218,7 +218,7 @@ class PacketCapture:
             sock.close()
             raise
         loop.add_reader(sock.fileno(), self._drain, name)
-        loop.add_reader(tagged.fileno(), self._drain_tagged, name)
+        loop.add_reader(tagged.fileno(), self._drain, name, True)
         self._ports[name] = _Port(name, ifindex, sock, tagged, loop)
         log.debug("capture.added port=%s ifindex=%d", name, ifindex)
 
@@ -271,19 +271,11 @@ class PacketCapture:
             port.packets += packets
             port.drops += drops
 
-    def _drain(self, name: str) -> None:
-        """Reader callback: read up to ``frames_per_wakeup`` frames from one port, then
-        tell ``on_drained`` (so the caller can act once per burst, not per frame)."""
+    def _drain(self, name: str, tagged: bool = False) -> None:
+        """Reader callback: read up to ``frames_per_wakeup`` frames from one of a port's
+        sockets, then tell ``on_drained`` (so the caller can act once per burst, not per frame)."""
         try:
-            self._drain_port(name)
-        finally:
-            if self._on_drained is not None:
-                self._on_drained()
-
-    def _drain_tagged(self, name: str) -> None:
-        """As ``_drain``, for the port's socket of 802.1Q-tagged frames."""
-        try:
-            self._drain_port(name, tagged=True)
+            self._drain_port(name, tagged)
         finally:
             if self._on_drained is not None:
                 self._on_drained()
