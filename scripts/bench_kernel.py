@@ -1392,11 +1392,18 @@ def rows_for(f: dict[str, float], notes: list[str]) -> list[tuple[str, str, str,
             return "-"
         return f"{(y / x if invert else x / y):.2f}"
 
+    resolution = 1e3 / STREAM_PPS  # ms between two frames of the stream
+
     def ms(key: str) -> str:
         v = f.get(key)
-        if v == 0:  # pruned before the next frame of the stream was due
-            return f"< {1e3 / STREAM_PPS:g}"
+        if v is not None and v < resolution:  # over before the next frame of the stream was due
+            return f"< {resolution:g}"
         return num(key, "")
+
+    def ms_ratio(a: str, b: str) -> str:
+        """ratio() of two latencies; none when either is below the stream's resolution."""
+        x, y = f.get(a), f.get(b)
+        return "-" if x is None or y is None or x < resolution or y < resolution else ratio(a, b)
 
     def fails(prefix: str, name: str) -> str:
         n = int(f.get(f"{prefix}{name}_failures", 0))
@@ -1413,8 +1420,8 @@ def rows_for(f: dict[str, float], notes: list[str]) -> list[tuple[str, str, str,
                      f"{ms(name + '_p50_ms')} / {ms(name + '_p99_ms')}{fails('', name)}",
                      f"{ms('kernel_' + name + '_p50_ms')} / {ms('kernel_' + name + '_p99_ms')}"
                      f"{fails('kernel_', name)}",
-                     f"{ratio(name + '_p50_ms', 'kernel_' + name + '_p50_ms')} / "
-                     f"{ratio(name + '_p99_ms', 'kernel_' + name + '_p99_ms')}"))
+                     f"{ms_ratio(name + '_p50_ms', 'kernel_' + name + '_p50_ms')} / "
+                     f"{ms_ratio(name + '_p99_ms', 'kernel_' + name + '_p99_ms')}"))
     rows.append(("stream at the host: largest gap between frames per group, p50 / p99 (ms; the resolution)",
                  f"{num('stream_gap_p50_ms', '')} / {num('stream_gap_p99_ms', '')}",
                  f"{num('kernel_stream_gap_p50_ms', '')} / {num('kernel_stream_gap_p99_ms', '')}", "-"))
