@@ -228,12 +228,12 @@ class Daemon:
             now = self.now()
             early = self._early_ok and not snooper.actions_pending
             if early and (peeked := peek_membership(frame)) is not None:
-                # A wake-up's first join or leave, in the form nearly all take: the data
-                # plane hears of it before the frame is even decoded.
+                # A wake-up's first joins or leaves, in the forms nearly all take: the data
+                # plane hears of them before the frame is even decoded.
                 early = self._early_ok = False
-                join, group, host = peeked
-                if snooper.admit_membership(join, group, host, port, now):
-                    self._apply_now(port, [group] if join else [], [] if join else [group])
+                joins, leaves = snooper.admit_memberships(*peeked, port, now)
+                if joins or leaves:
+                    self._apply_now(port, joins, leaves)
             message = decode(frame, require_router_alert=self.config.require_router_alert)
             if type(message) is Malformed:
                 self.counters[f"malformed.{message.reason.value}"] += 1

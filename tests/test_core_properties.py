@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from snoopd.core.actions import FilterMode, InstallGroup, RemoveGroup
 from snoopd.core.messages import GroupRecord, Leave, RecordType, Report
 from snoopd.core.settings import CoreSettings, PortSettings, QuerierMode, StaticMembership, Timers
+from snoopd.wire.peek import MAX_RECORDS
 
 from .fakeplane import Harness
 
@@ -135,10 +136,7 @@ class AdmitMachine(RuleBasedStateMachine):
     def _report(self, message: Report | Leave, port: str) -> None:
         joins, leaves = self.h.snooper.admit(message, port, self.h.now)
         if (peeked := as_peeked(message)) is not None:  # the same answer without the message
-            join, group, host = peeked
-            admitted = self.h.snooper.admit_membership(join, group, host, port, self.h.now)
-            assert (joins, leaves) == (([group], []) if join else ([], [group])) if admitted else ([], []), \
-                (message, port, joins, leaves)
+            assert self.h.snooper.admit_memberships(*peeked, port, self.h.now) == (joins, leaves), (message, port)
         self.h.snooper.receive(message, port, self.h.now)
         actions = self.h.snooper.take_actions()
 
@@ -156,12 +154,14 @@ class AdmitMachine(RuleBasedStateMachine):
     def v3_report(self, port: str, recs: list[GroupRecord], host: str) -> None:
         self._report(Report(3, tuple(recs), host, "224.0.0.22"), port)
 
-    @rule(port=ports, group=st.sampled_from(ADMIT_GROUPS), host=hosts,
-          rtype=st.sampled_from([RecordType.MODE_IS_EXCLUDE, RecordType.CHANGE_TO_EXCLUDE_MODE,
-                                 RecordType.CHANGE_TO_INCLUDE_MODE]))
-    def v3_any_source(self, port: str, group: str, host: str, rtype: RecordType) -> None:
-        """The commonest join and leave: one record, no sources (wire.peek_membership's)."""
-        self._report(Report(3, (GroupRecord(rtype, group, ()),), host, "224.0.0.22"), port)
+    @rule(port=ports, host=hosts, changes=st.lists(st.tuples(st.sampled_from(ADMIT_GROUPS), st.sampled_from(
+          [RecordType.MODE_IS_EXCLUDE, RecordType.CHANGE_TO_EXCLUDE_MODE, RecordType.CHANGE_TO_INCLUDE_MODE])),
+          min_size=1, max_size=3))
+    def v3_any_source(self, port: str, host: str, changes: list[tuple[str, RecordType]]) -> None:
+        """The commonest joins and leaves: records without sources (wire.peek_membership's),
+        a channel change among them (TO_IN {} of one group, TO_EX {} of another)."""
+        records = tuple(GroupRecord(rtype, group, ()) for group, rtype in changes)
+        self._report(Report(3, records, host, "224.0.0.22"), port)
 
     @rule(port=ports, group=st.sampled_from(ADMIT_GROUPS), host=hosts, version=st.sampled_from([1, 2]))
     def old_report(self, port: str, group: str, host: str, version: int) -> None:
@@ -187,19 +187,22 @@ class AdmitMachine(RuleBasedStateMachine):
         self.h.advance(seconds)
 
 
-def as_peeked(message: Report | Leave) -> tuple[bool, str, str] | None:
+ANY_SOURCE_CHANGES = {RecordType.MODE_IS_EXCLUDE: True, RecordType.CHANGE_TO_EXCLUDE_MODE: True,
+                      RecordType.CHANGE_TO_INCLUDE_MODE: False}
+
+
+def as_peeked(message: Report | Leave) -> tuple[str, tuple[tuple[bool, str], ...]] | None:
     """What wire.peek_membership answers for the frame of ``message`` (tests/test_wire_peek.py
-    holds it to this), for IGMPv2 and v3: (join, group, host), or None."""
+    holds it to this), for IGMPv2 and v3: (host, ((join, group), ...)), or None."""
     if type(message) is Leave:
-        return False, message.group, message.source
-    if message.version == 1 or len(message.records) != 1 or message.records[0].sources:
+        return message.source, ((False, message.group),)
+    if message.version == 1 or not 0 < len(message.records) <= MAX_RECORDS:
         return None
-    record = message.records[0]
-    if message.version == 2 or record.record_type in (RecordType.MODE_IS_EXCLUDE, RecordType.CHANGE_TO_EXCLUDE_MODE):
-        return True, record.group, message.source
-    if record.record_type is RecordType.CHANGE_TO_INCLUDE_MODE:
-        return False, record.group, message.source
-    return None
+    if message.version == 2:
+        return message.source, ((True, message.records[0].group),)
+    if any(r.sources or r.record_type not in ANY_SOURCE_CHANGES for r in message.records):
+        return None
+    return message.source, tuple((ANY_SOURCE_CHANGES[r.record_type], r.group) for r in message.records)
 
 
 TestAdmit = AdmitMachine.TestCase

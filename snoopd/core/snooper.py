@@ -7,7 +7,7 @@ come out. No sockets, no clock, no I/O (see the architecture guide).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from snoopd.core.actions import (
@@ -155,16 +155,25 @@ class Snooper:
                 leaves.append(group)
         return joins, leaves
 
-    def admit_membership(self, join: bool, group: str, host: str, port: str, now: float) -> bool:
-        """``admit`` of a message that is one any-source join (an IGMPv2 report, an IGMPv3
-        report of one IS_EX {} or TO_EX {} record) or leave (an IGMPv2 leave, an IGMPv3
-        report of one TO_IN {} record) of ``group`` by ``host``, as ``wire.peek_membership``
-        names it, without the message: True if ``admit`` would name ``group``. Pure."""
+    def admit_memberships(self, host: str, changes: Sequence[tuple[bool, str]], port: str,
+                          now: float) -> tuple[list[str], list[str]]:
+        """``admit`` of a message from ``host`` that is only any-source joins and leaves, as
+        ``wire.peek_membership`` names them: ``changes`` is (join, group) per record, in
+        order (an IGMPv2 report or leave is one). Same answer, without the message. Pure."""
+        joins: list[str] = []
+        leaves: list[str] = []
         state = self._ports.get(port)
-        if state is None or not state.up or group.startswith("224.0.0."):
-            return False
-        room = len(self._groups) + self._source_entries + 1 < self.settings.max_groups
-        return self._admits(join, group, host, port, now, room)
+        if state is None or not state.up:
+            return joins, leaves
+        room = len(self._groups) + self._source_entries + len(changes) < self.settings.max_groups
+        seen: set[str] = set()
+        for join, group in changes:
+            if group in seen:
+                continue
+            seen.add(group)
+            if not group.startswith("224.0.0.") and self._admits(join, group, host, port, now, room):
+                (joins if join else leaves).append(group)
+        return joins, leaves
 
     def _admits(self, join: bool, group: str, host: str, port: str, now: float, room: bool) -> bool:
         """One any-source join or leave of ``admit``: a join of a group with no state on the
