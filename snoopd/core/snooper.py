@@ -7,7 +7,7 @@ come out. No sockets, no clock, no I/O (see the architecture guide).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from snoopd.core.actions import (
@@ -42,6 +42,8 @@ _QUERIER_KEY: TimerKey = ("querier",)
 _TO_IN = RecordType.CHANGE_TO_INCLUDE_MODE
 _TO_EX = RecordType.CHANGE_TO_EXCLUDE_MODE
 _IS_EX = RecordType.MODE_IS_EXCLUDE
+# Record types of an any-source join (True) or leave (False), as admit() reads them.
+_ANY_SOURCE_CHANGES = {_IS_EX: True, _TO_EX: True, _TO_IN: False}
 _BLOCK = RecordType.BLOCK_OLD_SOURCES
 _ALLOW = RecordType.ALLOW_NEW_SOURCES
 _IS_IN = RecordType.MODE_IS_INCLUDE
@@ -125,53 +127,40 @@ class Snooper:
         - a fast leave (TO_IN {} or a v2 Leave) of a plain any-source membership (no
           static part, not in IGMPv1 compatibility) by its port's last active host.
         """
-        joins: list[str] = []
-        leaves: list[str] = []
-        state = self._ports.get(port)
-        if state is None or not state.up:
-            return joins, leaves
         if type(message) is Leave:
-            if self._admits(False, message.group, message.source, port, now, True):
-                leaves.append(message.group)
-            return joins, leaves
+            return self._admit_changes(message.source, ((False, message.group),), port, now, True)
         if type(message) is not Report:
-            return joins, leaves
+            return [], []
         records = message.records
         room = len(self._groups) + self._source_entries + len(records) + sum(len(r.sources) for r in records) \
             < self.settings.max_groups
-        seen: set[str] = set()
-        for record in records:
-            group = record.group
-            if group in seen:
-                continue
-            seen.add(group)
-            if record.sources or group.startswith("224.0.0."):
-                continue
-            rtype = record.record_type
-            if rtype is _IS_EX or rtype is _TO_EX:
-                if self._admits(True, group, message.source, port, now, room):
-                    joins.append(group)
-            elif rtype is _TO_IN and self._admits(False, group, message.source, port, now, room):
-                leaves.append(group)
-        return joins, leaves
+        changes = ((None if r.sources else _ANY_SOURCE_CHANGES.get(r.record_type), r.group) for r in records)
+        return self._admit_changes(message.source, changes, port, now, room)
 
     def admit_memberships(self, host: str, changes: Sequence[tuple[bool, str]], port: str,
                           now: float) -> tuple[list[str], list[str]]:
         """``admit`` of a message from ``host`` that is only any-source joins and leaves, as
         ``wire.peek_membership`` names them: ``changes`` is (join, group) per record, in
         order (an IGMPv2 report or leave is one). Same answer, without the message. Pure."""
+        room = len(self._groups) + self._source_entries + len(changes) < self.settings.max_groups
+        return self._admit_changes(host, changes, port, now, room)
+
+    def _admit_changes(self, host: str, changes: Iterable[tuple[bool | None, str]], port: str, now: float,
+                       room: bool) -> tuple[list[str], list[str]]:
+        """``admit`` of records as (join, group): True an any-source join, False an
+        any-source leave, None neither (it still decides for its group, being first)."""
         joins: list[str] = []
         leaves: list[str] = []
         state = self._ports.get(port)
         if state is None or not state.up:
             return joins, leaves
-        room = len(self._groups) + self._source_entries + len(changes) < self.settings.max_groups
         seen: set[str] = set()
         for join, group in changes:
             if group in seen:
                 continue
             seen.add(group)
-            if not group.startswith("224.0.0.") and self._admits(join, group, host, port, now, room):
+            if join is not None and not group.startswith("224.0.0.") \
+                    and self._admits(join, group, host, port, now, room):
                 (joins if join else leaves).append(group)
         return joins, leaves
 

@@ -52,15 +52,12 @@ def peek_membership(frame: bytes) -> tuple[str, tuple[tuple[bool, str], ...]] | 
             return None
         changes = []
         for at in range(_IGMP + 8, _IGMP + size, 8):
-            record = frame[at]
+            join = frame[at] in _JOIN_RECORDS
+            if not join and frame[at] != _LEAVE_RECORD:
+                return None
             if frame[at + 1] or frame[at + 2] or frame[at + 3] or frame[at + 4] & 0xF0 != 0xE0:
                 return None  # aux data or sources, or not a multicast group
-            if record in _JOIN_RECORDS:
-                changes.append((True, inet_ntoa(frame[at + 4 : at + 8])))
-            elif record == _LEAVE_RECORD:
-                changes.append((False, inet_ntoa(frame[at + 4 : at + 8])))
-            else:
-                return None
+            changes.append((join, inet_ntoa(frame[at + 4 : at + 8])))
     elif kind in (_V2_REPORT, _V2_LEAVE):
         size = 8
         if total != 32 or frame[_IGMP + 4] & 0xF0 != 0xE0:
