@@ -147,6 +147,7 @@ class KernelPlane:
     def add_port(self, name: str, ifindex: int) -> None:
         """A port joined the bridge: filter its reports, and take its router flag."""
         self.ports[name] = ifindex
+        self.mdb.prepare_port(ifindex)
         try:
             self.ingress.install(ifindex)
             # snoopd decides router ports; the kernel must not learn them itself.
@@ -160,6 +161,7 @@ class KernelPlane:
         ifindex = self.ports.pop(name, None)
         if ifindex is None:
             return
+        self.mdb.forget_port(ifindex)
         if still_exists:  # it left the bridge but lives on: take our filter away
             try:
                 self.ingress.remove(ifindex)

@@ -248,6 +248,8 @@ def test_install_any_source_is_apply_of_exclude_installs(sw: Switch) -> None:
     assert fast == op
     with NetlinkMdb("br0", netns=sw.name) as mdb:
         assert mdb.install_any_source(idx["p1"], [G1, G2]) == []
+        template = mdb.prepare_port(idx["p1"])  # what KernelPlane.add_port asks for
+        assert mdb._install_templates[idx["p1"]] is template
         # One group goes out from a template: the same bytes as the op, asking for an ack.
         sent: list[tuple[bytes, int]] = []
         real = mdb._sock.transact_one

@@ -39,7 +39,10 @@ def test_early_install_is_confirmed_once_and_undone_when_unconfirmed(lab: Lab) -
         plane = KernelPlane("br0", max_groups=100, take_over_querier=True, counters=counters)
         try:
             plane.start()
-            plane.add_port("p1", socket.if_nametoindex("p1"))
+            p1 = socket.if_nametoindex("p1")
+            plane.add_port("p1", p1)
+            # The port's join request is encoded before its first join (a cold path).
+            assert set(plane.mdb._install_templates) == {p1}
             # Written at once, then confirmed by the core's InstallGroup: no second write.
             plane.apply_now("p1", [G1], [])
             assert entries(sw) == {("p1", G1): ("exclude", frozenset())}
@@ -74,6 +77,8 @@ def test_early_install_is_confirmed_once_and_undone_when_unconfirmed(lab: Lab) -
             plane.apply([])
             assert counters["mdb.early_unconfirmed"] == 2
             assert entries(sw) == {("p1", G1): ("exclude", frozenset()), ("p1", G2): ("exclude", frozenset({S1}))}
+            plane.remove_port("p1", still_exists=True)
+            assert plane.mdb._install_templates == {}
         finally:
             plane.stop()
     assert entries(sw) == {}

@@ -258,11 +258,7 @@ class NetlinkMdb:
         if len(groups) != 1 or ":" in groups[0]:
             return self.apply([MdbOp.install(port_ifindex, group, FilterMode.EXCLUDE) for group in groups])
         group = groups[0]
-        template = self._install_templates.get(port_ifindex)
-        if template is None:
-            template = self._install_templates[port_ifindex] = encode_mdb_request(
-                m.RTM_NEWMDB, _INSTALL_FLAGS | NLM_F_ACK, 0, self.bridge_ifindex, port_ifindex, "0.0.0.0",
-                group_mode=m.MCAST_EXCLUDE, rtprot=self.protocol)
+        template = self._install_templates.get(port_ifindex) or self.prepare_port(port_ifindex)
         message = bytearray(template)
         seq = self._sock.next_seq()
         _SEQ.pack_into(message, SEQ_OFFSET, seq)
@@ -273,6 +269,17 @@ class NetlinkMdb:
         if err == errno.ENODEV:
             self._check_bridge()
         return [MdbError(MdbOp.install(port_ifindex, group, FilterMode.EXCLUDE), err, text or os.strerror(err))]
+
+    def prepare_port(self, port_ifindex: int) -> bytes:
+        """Encode ``install_any_source``'s request for a port before its first join needs
+        it (the first encoding is a cold code path: ~0.4 ms of a first join here)."""
+        template = self._install_templates[port_ifindex] = encode_mdb_request(
+            m.RTM_NEWMDB, _INSTALL_FLAGS | NLM_F_ACK, 0, self.bridge_ifindex, port_ifindex, "0.0.0.0",
+            group_mode=m.MCAST_EXCLUDE, rtprot=self.protocol)
+        return template
+
+    def forget_port(self, port_ifindex: int) -> None:
+        self._install_templates.pop(port_ifindex, None)
 
     def _dump(self) -> tuple[list[MdbInfo], list[RouterPortInfo]]:
         for _ in range(5):
