@@ -27,11 +27,11 @@ from snoopd.wire import decode
 from snoopd.wire.peek import peek_membership
 
 log = logging.getLogger(__name__)
-HEALTH_CHECK_INTERVAL = 5.0  # seconds between checks that the kernel still snoops
 
 
 class DataPlane(Protocol):
     ports: dict[str, int]
+    health_interval: float  # seconds between health_check calls
 
     def start(self) -> None: ...
     def stop(self, bridge_gone: bool = False) -> None: ...
@@ -147,7 +147,7 @@ class Daemon:
         self._ports_ready = True
         self._after_core()
         self.control.start(loop)
-        self._health = loop.call_later(HEALTH_CHECK_INTERVAL, self._health_check)
+        self._health = loop.call_later(self.plane.health_interval, self._health_check)
         if self.config.metrics_address is not None:
             from snoopd.metrics import start_metrics
 
@@ -303,11 +303,11 @@ class Daemon:
         self.stop()
 
     def _health_check(self) -> None:
-        """Every few seconds: is the bridge still snooping? (See KernelPlane.health_check.)"""
+        """Every plane.health_interval: is the bridge still snooping? (See KernelPlane.health_check.)"""
         assert self._loop is not None
-        self._health = self._loop.call_later(HEALTH_CHECK_INTERVAL, self._health_check)
         if self.plane is None or self._bridge_gone:
             return
+        self._health = self._loop.call_later(self.plane.health_interval, self._health_check)
         try:
             self.plane.health_check()
         except Exception as exc:

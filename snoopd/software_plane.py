@@ -158,6 +158,8 @@ class _Port:
 class SoftwarePlane:
     """Replicate routable multicast in snoopd, by the core's table (a DataPlane)."""
 
+    health_interval = 5.0  # the ring's drop counter, ingress filters still in place
+
     def __init__(self, bridge: str, *, max_groups: int, counters: Counter[str], take_over_querier: bool = False,
                  block_size: int = RING_BLOCK_SIZE, block_count: int = RING_BLOCK_COUNT, retire_timeout_ms: int = 1,
                  blocks_per_wakeup: int = BLOCKS_PER_WAKEUP) -> None:

@@ -22,6 +22,7 @@ from snoopd.adapters.bridge import (
     NotABridge,
 )
 from snoopd.adapters.mdb import MdbOp, NetlinkMdb
+from snoopd.adapters.rtnl import RtnlSocket
 from snoopd.core.actions import FilterMode
 from tests.lab import Host, Lab, Switch, lab_session, wait_until
 
@@ -162,10 +163,15 @@ def test_kernel_turning_snooping_off_is_seen(sw: Switch) -> None:
         errors = mdb.apply([MdbOp.install(p1, f"239.3.0.{i}", FilterMode.EXCLUDE) for i in range(1, 7)])
         assert errors, "the kernel refuses entries past mcast_hash_max"
         assert not br.snooping_enabled()
+        assert not mdb.snooping_enabled()  # the daemon's own read (no pyroute2) agrees
         assert ip_link(sw, "br0")["linkinfo"]["info_data"]["mcast_snooping"] == 0
         br.restore(previous)
         br.ensure({"mcast_snooping": 1})
-        assert br.snooping_enabled()
+        assert br.snooping_enabled() and mdb.snooping_enabled()
+        sw.ip("link", "set", "br0", "type", "bridge", "mcast_snooping", "0")
+        assert not mdb.snooping_enabled() and not br.snooping_enabled()
+        sw.ip("link", "set", "br0", "type", "bridge", "mcast_snooping", "1")
+        assert mdb.snooping_enabled()
 
 
 def test_missing_bridge_ports_and_non_bridges(sw: Switch) -> None:
@@ -181,8 +187,22 @@ def test_missing_bridge_ports_and_non_bridges(sw: Switch) -> None:
         br.port("d0")
     with pytest.raises(NoSuchPort):
         br.set_port("nope0", fast_leave=True)
+    rtnl = RtnlSocket(sw.name)
+    links = {link.name: link for link in rtnl.links()}
+    rtnl.close()
+    assert (links["br0"].kind, links["br0"].mcast_snooping) == ("bridge", True)
+    assert (links["p1"].kind, links["p1"].mcast_snooping) == ("veth", None)  # not a bridge: no such fact
+    mdb = NetlinkMdb("br0", netns=sw.name)
+    sw.ip("link", "set", "br0", "name", "br1")  # its ifindex is now another name: not ours
+    for call in (br.snooping_enabled, mdb.snooping_enabled):
+        with pytest.raises(BridgeGone):
+            call()
+    sw.ip("link", "set", "br1", "name", "br0")
+    assert mdb.snooping_enabled()
     sw.ip("link", "del", "br0")
-    for call in (br.settings, br.snooping_enabled, br.ports, lambda: br.ensure({"mcast_querier": 1})):
+    for call in (br.settings, br.snooping_enabled, br.ports, lambda: br.ensure({"mcast_querier": 1}),
+                 mdb.snooping_enabled):
         with pytest.raises(BridgeGone):
             call()
     br.close()
+    mdb.close()

@@ -47,7 +47,7 @@ from snoopd.adapters.mdb_codec import (
     encode_mdb_dump_request,
     encode_mdb_request,
 )
-from snoopd.adapters.rtnl import NLM_F_ACK, DumpInterrupted, RtnlSocket
+from snoopd.adapters.rtnl import NLM_F_ACK, DumpInterrupted, Link, RtnlSocket
 from snoopd.core.actions import FilterMode
 
 log = logging.getLogger(__name__)
@@ -225,10 +225,18 @@ class NetlinkMdb:
             raise NotABridge(f"{self.bridge_ifname} is a {link.kind or 'plain'} device, not a bridge")
         return link.ifindex
 
-    def _check_bridge(self) -> None:
+    def _check_bridge(self) -> Link:
+        """The bridge's link; BridgeGone if it has disappeared or its ifindex is now another
+        link (or the bridge was renamed, as BridgeControl sees it)."""
         link = self._sock.link(ifindex=self.bridge_ifindex)
-        if link is None or link.kind != "bridge":
+        if link is None or link.kind != "bridge" or link.name != self.bridge_ifname:
             raise BridgeGone(f"{self.bridge_ifname} (ifindex {self.bridge_ifindex}) is gone")
+        return link
+
+    def snooping_enabled(self) -> bool:
+        """False if the bridge's snooping is off (the kernel turns it off at mcast_hash_max).
+        One RTM_GETLINK read without pyroute2: cheap enough to ask every second."""
+        return bool(self._check_bridge().mcast_snooping)
 
     def apply(self, ops: Sequence[MdbOp]) -> list[MdbError]:
         """Carry out ``ops`` in order, batched; return the ones the kernel refused.

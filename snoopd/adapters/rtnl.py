@@ -253,6 +253,8 @@ IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+IFLA_BR_MCAST_SNOOPING = 23  # in a bridge's IFLA_INFO_DATA (u8)
 OPER_STATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")
 
 
@@ -275,11 +277,12 @@ class Link(NamedTuple):
     kind: str
     master: int
     oper_state: str
+    mcast_snooping: bool | None = None  # a bridge's IFLA_BR_MCAST_SNOOPING; None for other kinds
 
 
 def parse_link(message: bytes) -> Link:
     _, _, ifindex, _, _ = _IFINFOMSG.unpack_from(message, 16)
-    name, kind, master, oper = "", "", 0, "unknown"
+    name, kind, master, oper, snooping = "", "", 0, "unknown", None
     for nla_type, payload in iter_attrs(message, 16 + _IFINFOMSG.size):
         if nla_type == IFLA_IFNAME:
             name = bytes(payload).rstrip(b"\0").decode()
@@ -291,4 +294,8 @@ def parse_link(message: bytes) -> Link:
             for info_type, info in iter_attrs(payload):
                 if info_type == IFLA_INFO_KIND:
                     kind = bytes(info).rstrip(b"\0").decode()
-    return Link(ifindex, name, kind, master, oper)
+                elif info_type == IFLA_INFO_DATA and kind == "bridge":  # the kernel puts the kind first
+                    for data_type, value in iter_attrs(info):
+                        if data_type == IFLA_BR_MCAST_SNOOPING:
+                            snooping = bool(value[0])
+    return Link(ifindex, name, kind, master, oper, snooping)
