@@ -58,10 +58,14 @@ Figures (snoopd = the daemon; kernel = snoopd stopped, the bridge's own querier 
    runs: ``wake_other_cpu_ms``) and on CPU 0 (``wake_same_cpu_ms``), p50. On this VM an idle
    vCPU is woken by the hypervisor: that time is part of every join and leave figure of any
    daemon (the kernel bridge has none: it runs in the receiving CPU's softirq), and it moves
-   with the host. Also measured here (not in the table): a daemon's first join after its
-   start takes 1.5-4 ms (it is the p99 of the 50 in most runs), whichever port it comes
-   from, and so does a join after the daemon sat idle for 8 s (after 2 s: ~0.45 ms), as if
-   the VM let its memory go cold.
+   with the host. It also lets an idle process's memory go cold: a C loop that touches one
+   byte per 4 KB page of 16 MB takes 0.03 us per page 1 ms after its last pass and 4.7 us
+   after 8 s asleep. With a 5 s health check the daemon's first join after start took
+   1.4-4 ms (the p99 of the 50 in most runs); with the check every second (kernel mode
+   since 2026-12-06) it was 0.5-1.1 ms in six runs.
+7. after a lull: 3 times, the stream stops and nothing happens on the bridge for 8 s, then one
+   join on h3 as in 1 (``join_after_lull_p50_ms`` / ``_max_ms``); ``idle_cpu_pct``: the
+   daemon's CPU time over those lulls (schedstat, all threads) / their length.
 
 snoopd config for 1, 2, 4, 5 (timers at their defaults): ``max_groups = 65536`` (for the
 40,800 groups of 5), ``[querier] startup_wait = 0``, ``fast_leave = true`` on p1 and p2; log
@@ -118,6 +122,8 @@ RTPROT_SNOOPD = 200
 RTPROT_KERNEL = 2
 WAKE_SAMPLES = 30
 WAKE_GAP_S = 0.1  # about the idle time before each join of the join loop
+LULL_S = 8.0  # no IGMP and no stream for this long before each join after a lull
+LULL_JOINS = 3
 
 HELPER_C = r"""
 /* snbk-helper: traffic tools for scripts/bench_kernel.py (one binary, four commands).
@@ -983,6 +989,16 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
+def cpu_ns(pid: int) -> int:
+    """Time on a CPU of a process so far, in ns (schedstat: exact, where /proc/PID/stat
+    counts 10 ms ticks), all its threads."""
+    total = 0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (all its threads)."""
     with open(f"/proc/{pid}/stat") as fh:
@@ -1181,6 +1197,8 @@ class Bench:
                             self.ifindex["p2"])
         f.update(summarize_joins("", v3, v2))
         f["join_sender_stalls"] = self.sender.stalls() - stalls
+        # 7. joins after a lull, and what the daemon used meanwhile
+        f.update(self.lull_joins("", [f"239.10.2.{i + 1}" for i in range(LULL_JOINS)], d.process.pid))
         # 4. 10k install from reports, removal on stop: this daemon, then fresh ones
         with Profile(self.profile_dir, "install-10k", d.process.pid):
             runs = [self.snoopd_install_remove(d, stop=False)]
@@ -1285,6 +1303,31 @@ class Bench:
 
     # --- the kernel bridge alone -------------------------------------------------------------
 
+    def lull_joins(self, prefix: str, groups: list[str], pid: int | None) -> dict[str, float]:
+        """Each group: LULL_S with no stream and no IGMP on the bridge, then one join on h3
+        (IGMPv3) as in the join loop. With ``pid``, that daemon's CPU use over the lulls."""
+        joins: list[float] = []
+        used_ns = quiet_s = 0.0
+        for g in groups:
+            self.sender.cmd("x")
+            cpu0, t0 = (cpu_ns(pid) if pid else 0), time.monotonic()
+            time.sleep(LULL_S)
+            if pid:
+                used_ns += cpu_ns(pid) - cpu0
+                quiet_s += time.monotonic() - t0
+            self.sender.cmd(f"r {STREAM_PPS}")
+            (r,) = join_leave(self.sender, self.w3, [g], self.mon, self.ifindex["p1"])
+            if r.join_ms is not None:
+                joins.append(r.join_ms)
+        f: dict[str, float] = {f"{prefix}join_after_lull_failures": len(groups) - len(joins)}
+        if joins:
+            f[f"{prefix}join_after_lull_p50_ms"] = round(statistics.median(joins), 3)
+            f[f"{prefix}join_after_lull_max_ms"] = round(max(joins), 3)
+        if pid and quiet_s:
+            f[f"{prefix}idle_cpu_pct"] = round(used_ns / 1e9 / quiet_s * 100, 3)
+        self.sender.cmd(f"r {STREAM_PPS}")
+        return f
+
     def kernel_phase(self) -> None:
         f, lab, sw = self.f, self.lab, self.sw
         for port in ("p1", "p2"):
@@ -1304,6 +1347,7 @@ class Bench:
                         self.ifindex["p2"])
         f.update(summarize_joins("kernel_", v3, v2))
         f["kernel_join_sender_stalls"] = self.sender.stalls() - stalls
+        f.update(self.lull_joins("kernel_", [f"239.20.2.{i + 1}" for i in range(LULL_JOINS)], None))
         # 4. the kernel learning the same 10k, then its flush (snooping off)
         f.update(median_of([self.kernel_install_remove() for _ in range(INSTALL_RUNS)]))
         # 5. the kernel's own learning at the same load
@@ -1440,6 +1484,14 @@ def rows_for(f: dict[str, float], notes: list[str]) -> list[tuple[str, str, str,
                  "p50 (ms): on CPU 1 (the daemon's) / on CPU 0",
                  f"{num('wake_other_cpu_ms', '')} / {num('wake_same_cpu_ms', '')}",
                  "n/a (it runs in the receiving CPU's softirq: no wake-up)", "-"))
+    rows.append((f"join after {LULL_S:g} s with no IGMP and no stream, IGMPv3, median / worst of {LULL_JOINS} (ms)",
+                 f"{ms('join_after_lull_p50_ms')} / {ms('join_after_lull_max_ms')}{fails('', 'join_after_lull')}",
+                 f"{ms('kernel_join_after_lull_p50_ms')} / {ms('kernel_join_after_lull_max_ms')}"
+                 f"{fails('kernel_', 'join_after_lull')}",
+                 f"{ms_ratio('join_after_lull_p50_ms', 'kernel_join_after_lull_p50_ms')} / "
+                 f"{ms_ratio('join_after_lull_max_ms', 'kernel_join_after_lull_max_ms')}"))
+    rows.append(("daemon CPU over those lulls (its health check runs every second), % of one CPU",
+                 num("idle_cpu_pct", "%"), "n/a (no process)", "-"))
     rows.append(("join breakdown, p50 (ms): report on the wire -> RTM_NEWMDB seen + RTM_NEWMDB -> first data",
                  f"{num('join_report_to_mdb_p50_ms', '')} + {num('join_mdb_to_data_p50_ms', '')}",
                  f"{num('kernel_join_report_to_mdb_p50_ms', '')} + {num('kernel_join_mdb_to_data_p50_ms', '')}",
