@@ -24,9 +24,10 @@ from snoopd.core.actions import Action
 from snoopd.core.messages import Leave, Malformed, Message, Query, Report
 from snoopd.core.snooper import Snooper
 from snoopd.wire import decode
-from snoopd.wire.peek import peek_membership
+from snoopd.wire.peek import example_join, peek_membership
 
 log = logging.getLogger(__name__)
+REHEARSALS = 20  # runs of the join short cut's pure steps at start (see _rehearse_join)
 
 
 class DataPlane(Protocol):
@@ -108,6 +109,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self._rehearse_join()
         gc.freeze()  # start-up objects need no more collection passes (faster bursts)
         log.info("ready bridge=%s mode=%s version=%s", self.bridge, self.config.mode.value, __version__)
         notify_systemd("READY=1")
@@ -252,6 +254,23 @@ class Daemon:
         except Exception:
             self.counters["errors.frame"] += 1
             log.exception("frame.error port=%s frame=%s", port, frame[:64].hex())
+
+    def _rehearse_join(self) -> None:
+        """Take a made-up join through the short cut's pure steps (``peek_membership``,
+        ``Snooper.admit_memberships``) and ``decode`` a few times, with no effect: CPython
+        specializes a function's bytecode only after its first runs, and the daemon's first
+        join was its slowest (here, the first join 3 s after start: median 0.97 ms in 14
+        runs without this, 0.64 ms in 10 with it; later joins ~0.4 ms)."""
+        snooper, plane = self.snooper, self.plane
+        if snooper is None or plane is None or not plane.ports:
+            return
+        port = next(iter(plane.ports))
+        frame = example_join("192.0.2.1", "239.255.0.1")
+        for _ in range(REHEARSALS):
+            peeked = peek_membership(frame)
+            if peeked is not None:
+                snooper.admit_memberships(*peeked, port, self.now())
+            decode(frame)
 
     def _apply_now(self, port: str, joins: list[str], leaves: list[str]) -> None:
         assert self.plane is not None

@@ -134,9 +134,13 @@ class AdmitMachine(RuleBasedStateMachine):
         self.h = Harness(settings, ports=PORTS)
 
     def _report(self, message: Report | Leave, port: str) -> None:
+        before = self.h.snooper.snapshot(self.h.now)
+        pending = self.h.snooper.actions_pending
         joins, leaves = self.h.snooper.admit(message, port, self.h.now)
         if (peeked := as_peeked(message)) is not None:  # the same answer without the message
             assert self.h.snooper.admit_memberships(*peeked, port, self.h.now) == (joins, leaves), (message, port)
+        # Pure (the daemon rehearses joins with it at start): nothing changed, nothing to do.
+        assert self.h.snooper.snapshot(self.h.now) == before and self.h.snooper.actions_pending == pending
         self.h.snooper.receive(message, port, self.h.now)
         actions = self.h.snooper.take_actions()
 

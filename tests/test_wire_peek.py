@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from snoopd.core.messages import Leave, Message, Report
 from snoopd.wire import decode
 from snoopd.wire.codes import inet_checksum
-from snoopd.wire.peek import peek_membership
+from snoopd.wire.peek import example_join, peek_membership
 
 from .test_core_properties import as_peeked
 from .test_wire_properties import ipv4_frame, mutate, mutations, with_checksum
@@ -160,3 +160,13 @@ def test_golden_frames_are_read_as_decode_reads_them(golden: object) -> None:
         assert peeked is not None  # a host's join or leave in the common form: taken
     if peeked is not None:
         assert all(ipaddress.ip_address(group).is_multicast for _, group in peeked[1])
+
+
+def test_the_example_join_is_what_linux_sends() -> None:
+    """The daemon's start-up rehearsal frame: byte for byte a Linux host's IGMPv3 join
+    (golden frame), but for the source MAC; and the short cut takes it."""
+    linux = next(g for g in GOLDEN if g.name == "linux_v3_report_to_ex").frame
+    frame = example_join("192.0.2.1", "239.1.1.1")
+    assert frame[:6] == linux[:6] and frame[12:] == linux[12:]
+    assert agrees(frame) == ("192.0.2.1", ((True, "239.1.1.1"),))
+    assert agrees(example_join("198.18.0.7", "232.1.2.3")) == ("198.18.0.7", ((True, "232.1.2.3"),))

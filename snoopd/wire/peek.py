@@ -18,9 +18,9 @@ cut while it took only one-record reports.
 
 from __future__ import annotations
 
-from socket import inet_ntoa
+from socket import inet_aton, inet_ntoa
 
-from snoopd.wire.codes import checksum_ok
+from snoopd.wire.codes import checksum_ok, inet_checksum, ipv4_multicast_mac
 
 # Offsets in an untagged frame with a 24-byte IPv4 header (Router Alert only).
 _IP = 14
@@ -68,3 +68,16 @@ def peek_membership(frame: bytes) -> tuple[str, tuple[tuple[bool, str], ...]] | 
     if not checksum_ok(frame[_IP:_IGMP]) or not checksum_ok(frame[_IGMP : _IGMP + size]):
         return None
     return inet_ntoa(frame[_IP + 12 : _IP + 16]), tuple(changes)
+
+
+def example_join(host: str, group: str) -> bytes:
+    """The commonest join on a LAN, as a frame ``peek_membership`` takes: an IGMPv3 report
+    of one CHANGE_TO_EXCLUDE {} record from ``host``, to 224.0.0.22 with Router Alert
+    (what Linux sends on IP_ADD_MEMBERSHIP). For the daemon's start-up rehearsal."""
+    destination = inet_aton("224.0.0.22")
+    igmp = bytearray(bytes((_V3_REPORT, 0, 0, 0, 0, 0, 0, 1, _JOIN_RECORDS[1], 0, 0, 0)) + inet_aton(group))
+    igmp[2:4] = inet_checksum(igmp).to_bytes(2, "big")
+    ip = bytearray(bytes((0x46, 0xC0)) + (24 + len(igmp)).to_bytes(2, "big")
+                   + bytes((0, 0, 0x40, 0, 1, 2, 0, 0)) + inet_aton(host) + destination + _RA_OPTION)
+    ip[10:12] = inet_checksum(ip).to_bytes(2, "big")
+    return ipv4_multicast_mac(destination) + b"\x02\x00\x00\x00\x00\x01\x08\x00" + bytes(ip) + bytes(igmp)
