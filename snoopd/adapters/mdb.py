@@ -226,17 +226,20 @@ class NetlinkMdb:
         return link.ifindex
 
     def _check_bridge(self) -> Link:
-        """The bridge's link; BridgeGone if it has disappeared or its ifindex is now another
-        link (or the bridge was renamed, as BridgeControl sees it)."""
+        """The bridge's link; BridgeGone if it has disappeared or its ifindex is now another link."""
         link = self._sock.link(ifindex=self.bridge_ifindex)
-        if link is None or link.kind != "bridge" or link.name != self.bridge_ifname:
+        if link is None or link.kind != "bridge":
             raise BridgeGone(f"{self.bridge_ifname} (ifindex {self.bridge_ifindex}) is gone")
         return link
 
     def snooping_enabled(self) -> bool:
         """False if the bridge's snooping is off (the kernel turns it off at mcast_hash_max).
-        One RTM_GETLINK read without pyroute2: cheap enough to ask every second."""
-        return bool(self._check_bridge().mcast_snooping)
+        One RTM_GETLINK read without pyroute2: cheap enough to ask every second. A renamed
+        bridge is BridgeGone here, as BridgeControl sees it."""
+        link = self._check_bridge()
+        if link.name != self.bridge_ifname:
+            raise BridgeGone(f"{self.bridge_ifname} (ifindex {self.bridge_ifindex}) is now called {link.name}")
+        return bool(link.mcast_snooping)
 
     def apply(self, ops: Sequence[MdbOp]) -> list[MdbError]:
         """Carry out ``ops`` in order, batched; return the ones the kernel refused.
