@@ -186,14 +186,11 @@ class KernelPlane:
     def health_check(self) -> None:
         """Periodic: the kernel may have turned snooping off (its hash limit reached, or an
         administrator): say so loudly and turn it back on."""
-        if not self.snooping_enabled():
+        if not self.mdb.snooping_enabled():
             self.counters["kernel.snooping_off"] += 1
             log.critical("kernel.snooping_off bridge=%s: snooping was turned off on the bridge; turning it back on",
                          self.bridge)
             self.ensure_snooping()
-
-    def snooping_enabled(self) -> bool:
-        return self.mdb.snooping_enabled()
 
     def ensure_snooping(self) -> None:
         """The kernel turned snooping off (its hash limit, or an admin): turn it on."""

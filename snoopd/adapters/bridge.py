@@ -209,10 +209,6 @@ class BridgeControl:
                 out[name] = _from_netlink(value, interval)
         return out
 
-    def snooping_enabled(self) -> bool:
-        """False if snooping is off, e.g. because the kernel hit mcast_hash_max."""
-        return bool(self._bridge_data().get_attr("IFLA_BR_MCAST_SNOOPING"))
-
     def _set(self, changes: Mapping[str, float]) -> None:
         kwargs = {}
         for name, value in changes.items():
