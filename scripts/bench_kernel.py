@@ -99,6 +99,8 @@ from typing import Any, TypeVar
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_software import cpu_seconds  # noqa: E402
+
 from tests.lab import Host, Lab, LabError, Netns, Process, Switch  # noqa: E402
 
 T = TypeVar("T")
@@ -990,23 +992,6 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def cpu_ns(pid: int) -> int:
-    """Time on a CPU of a process so far, in ns (schedstat: exact, where /proc/PID/stat
-    counts 10 ms ticks), all its threads."""
-    total = 0
-    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            total += int((task / "schedstat").read_text().split()[0])
-    return total
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class JoinLeave:
     join_ms: float | None  # report on the wire -> first data
@@ -1309,13 +1294,13 @@ class Bench:
         """Each group: LULL_S with no stream and no IGMP on the bridge, then one join on h3
         (IGMPv3) as in the join loop. With ``pid``, that daemon's CPU use over the lulls."""
         joins: list[float] = []
-        used_ns = quiet_s = 0.0
+        used_s = quiet_s = 0.0
         for g in groups:
             self.sender.cmd("x")
-            cpu0, t0 = (cpu_ns(pid) if pid else 0), time.monotonic()
+            cpu0, t0 = (cpu_seconds(pid) if pid else 0.0), time.monotonic()
             time.sleep(LULL_S)
             if pid:
-                used_ns += cpu_ns(pid) - cpu0
+                used_s += cpu_seconds(pid) - cpu0
                 quiet_s += time.monotonic() - t0
             self.sender.cmd(f"r {STREAM_PPS}")
             (r,) = join_leave(self.sender, self.w3, [g], self.mon, self.ifindex["p1"])
@@ -1326,7 +1311,7 @@ class Bench:
             f[f"{prefix}join_after_lull_p50_ms"] = round(statistics.median(joins), 3)
             f[f"{prefix}join_after_lull_max_ms"] = round(max(joins), 3)
         if pid and quiet_s:
-            f[f"{prefix}idle_cpu_pct"] = round(used_ns / 1e9 / quiet_s * 100, 3)
+            f[f"{prefix}idle_cpu_pct"] = round(used_s / quiet_s * 100, 3)
         self.sender.cmd(f"r {STREAM_PPS}")
         return f
 

@@ -385,8 +385,11 @@ def schedstat(pid: int) -> tuple[float, float]:
     """Seconds ``pid`` (all its threads) has run, and has waited on a run queue."""
     run = wait = 0
     for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-            fields = f.read().split()
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                fields = f.read().split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
         run, wait = run + int(fields[0]), wait + int(fields[1])
     return run / 1e9, wait / 1e9
 
