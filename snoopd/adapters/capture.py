@@ -107,8 +107,6 @@ IGMP_PIM_FILTER: tuple[tuple[int, int, int, int], ...] = (
 )
 
 
-
-
 def _split_by_tag(tagged: bool) -> tuple[tuple[int, int, int, int], ...]:
     """IGMP_PIM_FILTER behind two tests: frames the bridge sends (``PACKET_OUTGOING``;
     ``PACKET_IGNORE_OUTGOING`` drops them already, this is the second line) are dropped,

@@ -28,7 +28,8 @@ _IGMP = _IP + 24
 _RA_OPTION = b"\x94\x04\x00\x00"
 # IGMP types; IGMPv3 record types (RFC 3376 §4.2.12) of an any-source join or leave.
 _V2_REPORT, _V2_LEAVE, _V3_REPORT = 0x16, 0x17, 0x22
-_JOIN_RECORDS = (2, 4)  # MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE_MODE
+_TO_EX_RECORD = 4  # CHANGE_TO_EXCLUDE_MODE
+_JOIN_RECORDS = (2, _TO_EX_RECORD)  # MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE_MODE
 _LEAVE_RECORD = 3  # CHANGE_TO_INCLUDE_MODE
 MAX_RECORDS = 8  # larger reports are bursts (answers to a query): decode takes them
 
@@ -75,7 +76,7 @@ def example_join(host: str, group: str) -> bytes:
     of one CHANGE_TO_EXCLUDE {} record from ``host``, to 224.0.0.22 with Router Alert
     (what Linux sends on IP_ADD_MEMBERSHIP). For the daemon's start-up rehearsal."""
     destination = inet_aton("224.0.0.22")
-    igmp = bytearray(bytes((_V3_REPORT, 0, 0, 0, 0, 0, 0, 1, _JOIN_RECORDS[1], 0, 0, 0)) + inet_aton(group))
+    igmp = bytearray(bytes((_V3_REPORT, 0, 0, 0, 0, 0, 0, 1, _TO_EX_RECORD, 0, 0, 0)) + inet_aton(group))
     igmp[2:4] = inet_checksum(igmp).to_bytes(2, "big")
     ip = bytearray(bytes((0x46, 0xC0)) + (24 + len(igmp)).to_bytes(2, "big")
                    + bytes((0, 0, 0x40, 0, 1, 2, 0, 0)) + inet_aton(host) + destination + _RA_OPTION)
